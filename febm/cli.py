@@ -16,6 +16,10 @@ from febm.errors import FebmError
 
 COMMAND_MODULES = [
     "febm.commands_core",
+    "febm.toy.commands",
+    "febm.images.commands",
+    "febm.evaluation.commands",
+    "febm.reporting.commands",
 ]
 
 

@@ -21,8 +21,13 @@ def list_divergences(args: argparse.Namespace) -> int:
             rows.append({"name": name, "f_second_derivative_at_one": 1.0})
             continue
         div = get_divergence(name)
-        rows.append({"name": name, "f_second_derivative_at_one": div.f_second_derivative_at_one,
-                     "doc": (type(div).__doc__ or "").strip()})
+        rows.append(
+            {
+                "name": name,
+                "f_second_derivative_at_one": div.f_second_derivative_at_one,
+                "doc": (type(div).__doc__ or "").strip(),
+            }
+        )
     if args.json:
         print(json.dumps(rows, indent=2))
     else:

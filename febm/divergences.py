@@ -302,7 +302,7 @@ def _format_alpha(alpha: float) -> str:
 
 def available_divergences() -> list[str]:
     """Registered names, plus the alpha family pattern."""
-    return sorted(_REGISTRY) + ["alpha_<a> (any real a other than 0 and 1, e.g. alpha_-0.5)"]
+    return [*sorted(_REGISTRY), "alpha_<a> (any real a other than 0 and 1, e.g. alpha_-0.5)"]
 
 
 def get_divergence(name: str, exp_clamp: float | None = None) -> Divergence:

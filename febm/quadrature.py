@@ -78,8 +78,10 @@ class GaussianMixture:
 
     def component_counts(self, n: int) -> list[int]:
         """Deterministic per-component counts summing to n, as the original code's batches."""
-        counts = [int(math.floor(w * n)) for w in self.weights]
-        for k in sorted(range(len(counts)), key=lambda k: -(self.weights[k] * n - counts[k]))[: n - sum(counts)]:
+        counts = [math.floor(w * n) for w in self.weights]
+        for k in sorted(range(len(counts)), key=lambda k: -(self.weights[k] * n - counts[k]))[
+            : n - sum(counts)
+        ]:
             counts[k] += 1
         return counts
 

@@ -68,8 +68,9 @@ def numeric_conjugate(f, s: float, with_edge: bool = False):
     values = np.array([negative(v) for v in grid])
     best_index = int(np.nanargmin(values))
     best = grid[best_index]
-    result = minimize_scalar(negative, bounds=(best - 0.05, best + 0.05), method="bounded",
-                             options={"xatol": 1e-12})
+    result = minimize_scalar(
+        negative, bounds=(best - 0.05, best + 0.05), method="bounded", options={"xatol": 1e-12}
+    )
     value = -float(min(result.fun, np.nanmin(values)))
     return (value, best_index == len(grid) - 1) if with_edge else value
 
@@ -191,7 +192,15 @@ def test_unknown_names_list_the_valid_ones(bad):
     with pytest.raises(UnknownDivergenceError) as info:
         get_divergence(bad)
     message = str(info.value)
-    for name in ["kl", "reverse_kl", "jensen_shannon", "squared_hellinger", "pearson_x2", "neyman_x2", "alpha_"]:
+    for name in [
+        "kl",
+        "reverse_kl",
+        "jensen_shannon",
+        "squared_hellinger",
+        "pearson_x2",
+        "neyman_x2",
+        "alpha_",
+    ]:
         assert name in message
 
 

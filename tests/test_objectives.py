@@ -119,7 +119,9 @@ def test_dropping_the_covariance_term_is_detectably_biased():
     div = get_divergence("jensen_shannon")
 
     def naive(theta, x_pos, x_neg):
-        return fenchel_bound(div, fixed_h(x_pos) + energy(x_pos, *theta), fixed_h(x_neg) + energy(x_neg, *theta))
+        return fenchel_bound(
+            div, fixed_h(x_pos) + energy(x_pos, *theta), fixed_h(x_neg) + energy(x_neg, *theta)
+        )
 
     exact = exact_energy_gradient("jensen_shannon")
     grads = monte_carlo_gradients(naive)
