@@ -1,0 +1,180 @@
+"""Render the report: gather every input into one context and fill report/index.html.j2."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from febm.config import config_hash
+from febm.io import write_text_atomic
+from febm.reporting.benchmarks import stage_times
+from febm.reporting.errors import ReportInputError
+from febm.reporting.figures import paper_figures, sample_grids
+from febm.reporting.labels import STUDY_OF_TABLE, TOY, badge_text, read_metrics, study_labels
+from febm.reporting.provenance import collect_provenance
+from febm.reporting.tables import build_table
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE_NAME = "index.html.j2"
+DATASET_NAMES = {"cifar10": "CIFAR-10 (class-conditional)", "celeba32": "CelebA 32×32 (unconditional)"}
+METRIC_DIGITS = {"mu": 4, "sigma": 4, "inception_score": 2, "fid": 2}
+
+
+@dataclass
+class ReportInputs:
+    config: dict[str, Any]
+    templates: Path
+    paper: Path
+    out: Path
+    tables: list[Path] = field(default_factory=list)
+    figures: list[Path] = field(default_factory=list)
+    metrics: list[Path] = field(default_factory=list)
+    samples: list[Path] = field(default_factory=list)
+    stability: list[Path] = field(default_factory=list)
+    gpu_check: list[Path] = field(default_factory=list)
+    benchmarks: list[Path] = field(default_factory=list)
+
+
+def format_number(value: float | None, metric: str = "", signed: bool = False) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    digits = METRIC_DIGITS.get(metric, 4)
+    text = f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+    return text.replace("-", "−")
+
+
+def table_file_of(paths: list[Path], number: int) -> Path | None:
+    matches = [path for path in paths if path.stem == f"table{number}"]
+    if len(matches) > 1:
+        raise ReportInputError(f"two files for Table {number}: {', '.join(map(str, matches))}")
+    return matches[0] if matches else None
+
+
+def not_run_reason(config: Mapping[str, Any], number: int) -> str:
+    study = STUDY_OF_TABLE[number]
+    if study == TOY:
+        if not config["toy"]["enabled"]:
+            return "the 1-D study is switched off (toy.enabled: false)"
+        return "the workflow did not produce this table"
+    images = config["images"]
+    if not images["enabled"]:
+        return "the image study is switched off (images.enabled: false)"
+    if study not in images["datasets"]:
+        return f"{study} is not in images.datasets"
+    return "the workflow did not produce this table"
+
+
+def hardware(inputs: ReportInputs) -> list[str]:
+    """The devices the numbers were computed on, as recorded by the runs themselves."""
+    devices: list[str] = []
+    for path in [*inputs.gpu_check, *inputs.metrics]:
+        record = read_metrics(path)
+        provenance = record.get("provenance", record)
+        device = provenance.get("device") if isinstance(provenance, dict) else None
+        host = provenance.get("host") if isinstance(provenance, dict) else None
+        if device:
+            text = f"{device} on {host}" if host else str(device)
+            if text not in devices:
+                devices.append(text)
+    return devices
+
+
+def stability_rows(paths: list[Path]) -> list[dict[str, Any]]:
+    rows = []
+    for path in paths:
+        record = read_metrics(path)
+        scalars = {
+            key: value
+            for key, value in record.items()
+            if isinstance(value, (int, float, str, bool)) and key not in ("config_hash", "febm_version")
+        }
+        rows.append({"name": path.stem, "values": scalars})
+    return rows
+
+
+def run_summary(config: Mapping[str, Any]) -> dict[str, Any]:
+    toy, images = config["toy"], config["images"]
+    return {
+        "preset": config["preset"],
+        "toy": {
+            "enabled": toy["enabled"],
+            "divergences": toy["divergences"],
+            "seeds": toy["seeds"],
+        },
+        "images": {
+            "enabled": images["enabled"],
+            "datasets": [DATASET_NAMES.get(name, name) for name in images["datasets"]],
+            "methods": images["methods"],
+            "divergences": images["divergences"],
+            "seeds": images["seeds"],
+            "standin_data": images["standin_data"],
+        },
+    }
+
+
+def build_context(inputs: ReportInputs) -> dict[str, Any]:
+    config = inputs.config
+    labels = study_labels(config, inputs.metrics)
+    out_dir = inputs.out.parent
+    embed = config["report"]["embed_figures"]
+    tables = [
+        build_table(
+            number,
+            table_file_of(inputs.tables, number),
+            inputs.paper,
+            labels[STUDY_OF_TABLE[number]],
+            not_run_reason(config, number),
+        )
+        for number in (5, 1, 2)
+    ]
+    figures = paper_figures(inputs.figures, out_dir, embed, labels[TOY])
+    return {
+        "title": config["report"]["title"],
+        "generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "summary": run_summary(config),
+        "labels": labels,
+        "hardware": hardware(inputs),
+        "stage_times": sorted(stage_times(inputs.benchmarks), key=lambda stage: -stage.total_seconds),
+        "total_seconds": sum(stage.total_seconds for stage in stage_times(inputs.benchmarks)),
+        "tables": tables,
+        "figures": [(number, figures.get(number)) for number in (1, 2, 3, 4)],
+        "toy_enabled": config["toy"]["enabled"],
+        "images_enabled": config["images"]["enabled"],
+        "samples": sample_grids(inputs.samples, out_dir, embed, labels),
+        "show_samples": config["report"]["sample_grids"],
+        "stability": stability_rows(inputs.stability),
+        "provenance": collect_provenance(REPO, config_hash(config)),
+        "config_yaml": yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=True),
+    }
+
+
+def render_report(inputs: ReportInputs) -> Path:
+    """Write the report atomically and return its path."""
+    import jinja2
+
+    from febm.reporting.benchmarks import format_duration
+
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(inputs.templates)),
+        autoescape=True,  # every value is escaped; the templates hold the only markup
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters["number"] = format_number
+    environment.filters["duration"] = format_duration
+    environment.filters["badge_text"] = badge_text
+    try:
+        template = environment.get_template(TEMPLATE_NAME)
+    except jinja2.TemplateNotFound:
+        raise ReportInputError(f"no template {TEMPLATE_NAME} in {str(inputs.templates)!r}") from None
+    html = template.render(**build_context(inputs))
+    write_text_atomic(inputs.out, html)
+    return inputs.out

@@ -1,0 +1,231 @@
+"""Exact minimiser (mu*, sigma*) of D_f(p || N(mu, sigma^2)) for a 1-D Gaussian-mixture p.
+
+The divergence is integrated by composite Simpson quadrature on a grid that covers both densities, and
+minimised by a damped Newton method on (mu, log sigma) with autograd derivatives (float64), started
+from the best point of a coarse scan. The result is deterministic and accurate far beyond 1e-4 (the
+reported ``grid_change`` re-solves on a finer, wider grid and is typically ~1e-10).
+
+A divergence that is infinite (or overflows float64) for every Gaussian tried, or whose minimiser runs
+off to sigma -> 0, sigma -> inf or |mu| -> inf, has no optimum: :class:`NoOptimumError` says which.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from febm.divergences import Divergence, get_divergence
+from febm.errors import FebmError
+from febm.quadrature import GaussianMixture, gaussian_log_pdf, simpson_grid
+
+# Quadrature: both densities are covered to this many standard deviations, with this many nodes.
+COVER_STDS = 14.0
+GRID_NODES = 20001
+# Relative size of the integrand at the grid ends above which the integral is declared divergent:
+# for Gaussian-tailed densities a convergent integrand is ~exp(-COVER_STDS^2 / 2) there.
+TAIL_TOLERANCE = 1e-12
+
+
+class NoOptimumError(FebmError):
+    """D_f(p || N(mu, sigma^2)) has no minimiser over Gaussians for this data and divergence."""
+
+
+@dataclass(frozen=True)
+class GaussianOptimum:
+    divergence: str
+    mu: float
+    sigma: float
+    value: float
+    iterations: int
+    gradient_norm: float
+    grid_change: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "divergence": self.divergence,
+            "mu": self.mu,
+            "sigma": self.sigma,
+            "divergence_value": self.value,
+            "newton_iterations": self.iterations,
+            "gradient_norm": self.gradient_norm,
+            "grid_change": self.grid_change,
+            "method": "Simpson quadrature + damped Newton on (mu, log sigma), float64",
+        }
+
+
+def quadrature_grid(
+    mixture: GaussianMixture, mu: float, sigma: float, nodes: int = GRID_NODES, cover: float = COVER_STDS
+) -> tuple[Tensor, Tensor]:
+    """Simpson nodes and weights covering the data and N(mu, sigma^2) to ``cover`` standard deviations."""
+    lo, hi = mixture.support(cover)
+    return simpson_grid(min(lo, mu - cover * sigma), max(hi, mu + cover * sigma), nodes)
+
+
+def divergence_integrand(divergence: Divergence, log_p: Tensor, log_q: Tensor) -> Tensor:
+    """p g(t) - q c(t) at t = log p/q, i.e. q f(p/q): its integral is D_f(p||q) (Theorem 2)."""
+    p, q = torch.exp(log_p), torch.exp(log_q)
+    t = log_p - log_q
+    integrand = p * divergence.g(t) - q * divergence.c(t)
+    return torch.where((p == 0) & (q == 0), torch.zeros_like(integrand), integrand)
+
+
+def gaussian_divergence(
+    divergence: Divergence,
+    mixture: GaussianMixture,
+    mu: Tensor | float,
+    sigma: Tensor | float,
+    nodes: int = GRID_NODES,
+    cover: float = COVER_STDS,
+) -> Tensor:
+    """D_f(p || N(mu, sigma^2)) by quadrature, differentiable in (mu, sigma); +inf when it diverges.
+
+    Divergence is detected from the integrand at the ends of a grid that covers both densities by
+    ``cover`` standard deviations: a convergent integrand has decayed to ~0 there, a divergent one
+    (e.g. Pearson chi^2 with sigma^2 below half the widest data variance) has not.
+    """
+    mu_t = torch.as_tensor(mu, dtype=torch.float64)
+    sigma_t = torch.as_tensor(sigma, dtype=torch.float64)
+    x, w = quadrature_grid(mixture, float(mu_t.detach()), float(sigma_t.detach()), nodes, cover)
+    integrand = divergence_integrand(divergence, mixture.log_pdf(x), gaussian_log_pdf(x, mu_t, sigma_t))
+    value = (integrand * w).sum()
+    total = float(value.detach())
+    tail = float(torch.maximum(integrand[0].abs(), integrand[-1].abs()).detach()) * float(x[-1] - x[0])
+    if not math.isfinite(total) or not math.isfinite(tail) or tail > TAIL_TOLERANCE * max(1.0, abs(total)):
+        return value.new_tensor(math.inf) + 0.0 * (mu_t + sigma_t)
+    return value
+
+
+def _objective(divergence, mixture, nodes, cover):
+    def value(params: Tensor) -> Tensor:
+        return gaussian_divergence(divergence, mixture, params[0], torch.exp(params[1]), nodes, cover)
+
+    return value
+
+
+def _scan_start(divergence: Divergence, mixture: GaussianMixture, sigma_bounds) -> tuple[float, float]:
+    """Best point of a coarse (mu, sigma) scan: Newton needs a start inside the finite region."""
+    lo, hi = mixture.support(3.0)
+    best, best_value = None, math.inf
+    for mu in torch.linspace(lo, hi, 25).tolist():
+        for log_sigma in torch.linspace(math.log(sigma_bounds[0] * 10), math.log(sigma_bounds[1] / 10), 25):
+            value = float(gaussian_divergence(divergence, mixture, mu, math.exp(log_sigma), nodes=4001))
+            if value < best_value:
+                best, best_value = (mu, float(log_sigma)), value
+    if best is None:
+        raise NoOptimumError(
+            f"D_f(p||q) for {divergence.name!r} is infinite (or overflows float64) for every Gaussian "
+            f"q = N(mu, sigma^2) tried (mu in [{lo:.3g}, {hi:.3g}], sigma in "
+            f"[{sigma_bounds[0] * 10:.3g}, {sigma_bounds[1] / 10:.3g}]), so it has no minimiser; "
+            "pick another divergence or mixture"
+        )
+    return best
+
+
+def sigma_bounds_for(mixture: GaussianMixture) -> tuple[float, float]:
+    """sigma outside these bounds means the minimiser is running off to 0 or infinity."""
+    lo, hi = mixture.support(1.0)
+    return min(mixture.stds) * 1e-3, max(max(mixture.stds), hi - lo) * 1e3
+
+
+def minimise_over_gaussians(
+    objective,
+    start: tuple[float, float],
+    name: str,
+    sigma_bounds: tuple[float, float],
+    mu_bound: float,
+    max_iterations: int = 200,
+    tolerance: float = 1e-12,
+) -> tuple[float, float, float, int, float]:
+    """Damped Newton on (mu, log sigma). Returns (mu, sigma, value, iterations, |gradient|).
+
+    ``objective`` maps a float64 tensor (mu, log sigma) to a scalar. Newton steps fall back to gradient
+    steps where the Hessian is not positive definite; a backtracking line search keeps every step
+    downhill, so leaving the finite region or diverging in sigma is detected rather than hidden.
+    """
+    params = torch.tensor(start, dtype=torch.float64)
+
+    def evaluate(point: Tensor, derivatives: bool):
+        point = point.detach().requires_grad_(derivatives)
+        value = objective(point)
+        if not derivatives:
+            return float(value), None, None
+        (grad,) = torch.autograd.grad(value, point, create_graph=True)
+        hessian = torch.stack([torch.autograd.grad(grad[i], point, retain_graph=True)[0] for i in range(2)])
+        return float(value.detach()), grad.detach(), hessian.detach()
+
+    value, grad, hessian = evaluate(params, True)
+    if not math.isfinite(value):
+        raise NoOptimumError(f"D_f(p||q) for {name!r} is infinite at the start of the search")
+    iterations = 0
+    while iterations < max_iterations:
+        iterations += 1
+        try:
+            eigenvalues = torch.linalg.eigvalsh(hessian)
+            newton = eigenvalues.min() > 1e-12 * max(1.0, float(eigenvalues.abs().max()))
+            step = -torch.linalg.solve(hessian, grad) if newton else -grad
+        except RuntimeError:
+            step = -grad
+        # A log-sigma step of more than 1 at a time is never needed and protects the line search.
+        step = step * min(1.0, 1.0 / max(float(step.abs().max()), 1e-300))
+        if abs(float(grad @ step)) < 1e-24 or float(step.abs().max()) < tolerance:
+            break  # Newton decrement at rounding level: converged
+        scale, accepted = 1.0, False
+        for _ in range(60):
+            trial = params + scale * step
+            trial_value, _, _ = evaluate(trial, False)
+            if math.isfinite(trial_value) and trial_value <= value + 1e-4 * scale * float(grad @ step):
+                accepted = True
+                break
+            scale *= 0.5
+        if not accepted:
+            break  # no further decrease representable: converged to machine precision
+        moved = float((scale * step).abs().max())
+        params = trial
+        value, grad, hessian = evaluate(params, True)
+        sigma = math.exp(float(params[1]))
+        if sigma < sigma_bounds[0] or sigma > sigma_bounds[1] or abs(float(params[0])) > mu_bound:
+            direction = (
+                "sigma -> 0"
+                if sigma < sigma_bounds[0]
+                else "sigma -> infinity"
+                if sigma > sigma_bounds[1]
+                else "|mu| -> infinity"
+            )
+            raise NoOptimumError(
+                f"minimising D_f(p||q) for {name!r} over Gaussians runs off to {direction} "
+                f"(mu = {float(params[0]):.4g}, sigma = {sigma:.4g}): no optimum exists"
+            )
+        if moved < tolerance:
+            break
+    return float(params[0]), math.exp(float(params[1])), value, iterations, float(grad.norm())
+
+
+def find_optimum(divergence_name: str, mixture: GaussianMixture) -> GaussianOptimum:
+    """(mu*, sigma*) = argmin D_f(p || N(mu, sigma^2)) with its value; raises NoOptimumError."""
+    divergence = get_divergence(divergence_name)
+    bounds = sigma_bounds_for(mixture)
+    lo, hi = mixture.support(1.0)
+    mu_bound = 1e3 * max(1.0, abs(lo), abs(hi))
+    start = _scan_start(divergence, mixture, bounds)
+    mu, sigma, value, iterations, gradient_norm = minimise_over_gaussians(
+        _objective(divergence, mixture, GRID_NODES, COVER_STDS), start, divergence.name, bounds, mu_bound
+    )
+    # Re-solve on a grid with twice the nodes and a wider cover: the change bounds the quadrature error.
+    mu_fine, sigma_fine, _, _, _ = minimise_over_gaussians(
+        _objective(divergence, mixture, 2 * GRID_NODES - 1, COVER_STDS + 4.0),
+        (mu, math.log(sigma)),
+        divergence.name,
+        bounds,
+        mu_bound,
+    )
+    grid_change = max(abs(mu_fine - mu), abs(sigma_fine - sigma))
+    if grid_change > 1e-5:
+        raise NoOptimumError(
+            f"the optimum for {divergence.name!r} moves by {grid_change:.2g} when the quadrature grid is "
+            "refined, so it cannot be pinned down to 1e-4; the divergence is probably barely finite here"
+        )
+    return GaussianOptimum(divergence.name, mu, sigma, value, iterations, gradient_norm, grid_change)

@@ -1,0 +1,66 @@
+# Image data: CIFAR-10 and CelebA as prepared arrays, and the Inception weights for IS/FID.
+# Downloads run on the machine that runs Snakemake (localrules in the Snakefile): compute nodes of
+# clusters often have no internet. The smoke preset makes stand-ins in the real on-disk formats.
+
+# Where each dataset's raw files live below the data root, in the layout torchvision expects.
+RAW_LAYOUT = {"cifar10": "cifar-10-batches-py", "celeba32": "celeba/img_align_celeba"}
+# `febm make-standins --kind K --out ROOT` writes ROOT/<layout>, the same place the real files go.
+STANDIN_KIND_OF_LAYOUT = {"cifar-10-batches-py": "cifar10", "celeba/img_align_celeba": "celeba"}
+
+
+def raw_data_of(wildcards):
+    # Real data is downloaded (or placed by hand) by prepare-data itself; only stand-ins are a rule.
+    if not STANDIN:
+        return []
+    return f"{RAW_DATA_ROOT}/{RAW_LAYOUT[wildcards.dataset]}"
+
+
+def standin_kind_of(wildcards):
+    return STANDIN_KIND_OF_LAYOUT[wildcards.raw_layout]
+
+
+rule make_standins:
+    """Smoke preset only: stand-in CIFAR-10 pickles / a folder of face-sized JPEGs, real layouts."""
+    output:
+        directory(f"{RAW_DATA_ROOT}/{{raw_layout}}"),
+    params:
+        kind=standin_kind_of,
+    log:
+        log_path("make_standins", "{raw_layout}"),
+    wildcard_constraints:
+        raw_layout=_alternatives(STANDIN_KIND_OF_LAYOUT),
+    shell:
+        "febm make-standins --kind {params.kind} --out {RAW_DATA_ROOT} > {log} 2>&1"
+
+
+rule prepare_data:
+    """Decode, crop and resize one dataset into a single uint8 array file (Section 6.2 setup)."""
+    input:
+        config=ancient(RESOLVED_CONFIG),
+        raw=raw_data_of,
+    output:
+        PREPARED_DATA,
+    params:
+        settings=settings_digest("images"),
+        root=RAW_DATA_ROOT,
+    log:
+        log_path("prepare_data", "{dataset}"),
+    benchmark:
+        benchmark_path("prepare_data", "{dataset}")
+    shell:
+        "febm prepare-data --config {input.config} --dataset {wildcards.dataset} --root {params.root}"
+        " --out {output} > {log} 2>&1"
+
+
+rule fetch_inception:
+    """The pytorch-fid Inception weights (a randomly initialised stand-in under the smoke preset)."""
+    output:
+        INCEPTION_WEIGHTS,
+    input:
+        config=ancient(RESOLVED_CONFIG),
+    params:
+        standin="--standin" if STANDIN else "",
+    log:
+        log_path("fetch_inception", "inception"),
+    shell:
+        "febm fetch-inception --config {input.config} {params.standin} --out {output} > {log} 2>&1"

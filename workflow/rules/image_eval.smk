@@ -1,0 +1,86 @@
+# Image evaluation: reference statistics per dataset, samples and Inception Score / FID per run.
+
+
+rule fid_stats:
+    """Inception pool3 mean and covariance of the reference images, once per dataset."""
+    input:
+        config=ancient(RESOLVED_CONFIG),
+        data=PREPARED_DATA,
+        weights=INCEPTION_WEIGHTS,
+    output:
+        FID_STATS,
+    params:
+        settings=settings_digest("images", "evaluation"),
+    threads: 4
+    resources:
+        gpu=1,
+    log:
+        log_path("fid_stats", "{dataset}"),
+    benchmark:
+        benchmark_path("fid_stats", "{dataset}")
+    shell:
+        "febm fid-stats --config {input.config} --dataset {wildcards.dataset} --data {input.data}"
+        " --weights {input.weights} --out {output} > {log} 2>&1"
+
+
+rule sample_images:
+    """Draw the evaluation samples of one trained energy network with Langevin dynamics."""
+    input:
+        config=ancient(RESOLVED_CONFIG),
+        model=f"{IMAGE_RUN_DIR}/model.pt",
+    output:
+        IMAGE_SAMPLES,
+    params:
+        settings=settings_digest("images", "evaluation"),
+        num_samples=config["evaluation"]["num_samples"],
+        protocol=config["evaluation"]["protocol"],
+    threads: 4
+    resources:
+        gpu=1,
+    log:
+        log_path("sample_images", "{dataset}_{image_method}_{image_divergence}_seed{seed}"),
+    benchmark:
+        benchmark_path("sample_images", "{dataset}_{image_method}_{image_divergence}_seed{seed}")
+    shell:
+        "febm sample --config {input.config} --checkpoint {input.model} --n {params.num_samples}"
+        " --protocol {params.protocol} --out {output} > {log} 2>&1"
+
+
+rule score_images:
+    """Inception Score and FID of one run's samples against the dataset's reference statistics."""
+    input:
+        config=ancient(RESOLVED_CONFIG),
+        samples=IMAGE_SAMPLES,
+        ref_stats=FID_STATS,
+        weights=INCEPTION_WEIGHTS,
+    output:
+        IMAGE_SCORES,
+    params:
+        settings=settings_digest("evaluation"),
+    threads: 4
+    resources:
+        gpu=1,
+    log:
+        log_path("score_images", "{dataset}_{image_method}_{image_divergence}_seed{seed}"),
+    benchmark:
+        benchmark_path("score_images", "{dataset}_{image_method}_{image_divergence}_seed{seed}")
+    shell:
+        "febm score --config {input.config} --images {input.samples} --ref-stats {input.ref_stats}"
+        " --weights {input.weights} --dataset {wildcards.dataset} --method {wildcards.image_method}"
+        " --divergence {wildcards.image_divergence} --seed {wildcards.seed} --out {output} > {log} 2>&1"
+
+
+rule sample_grid:
+    """The uncurated grid of one run's evaluation samples (Appendix G.2 / G.7)."""
+    input:
+        config=ancient(RESOLVED_CONFIG),
+        samples=IMAGE_SAMPLES,
+    output:
+        IMAGE_GRID,
+    params:
+        settings=settings_digest("evaluation"),
+    log:
+        log_path("sample_grid", "{dataset}_{image_method}_{image_divergence}_seed{seed}"),
+    shell:
+        "febm image-figure --figure grid --config {input.config} --images {input.samples}"
+        " --out {output} > {log} 2>&1"

@@ -1,0 +1,56 @@
+# Image training: one job per dataset x method x divergence x seed, one GPU each.
+# Resumable training state goes to resources/checkpoints/<settings digest>/..., outside the declared
+# outputs: Snakemake deletes a job's outputs before it starts and after it fails, so a retry (or a
+# requeued SLURM job) resumes from there. The digest keeps runs with other settings apart.
+
+
+rule gpu_check:
+    """Stops paper-scale image training at once on a machine without a GPU (unless allowed)."""
+    input:
+        config=ancient(RESOLVED_CONFIG),
+        script=GPU_CHECK_SCRIPT,
+    output:
+        GPU_CHECK,
+    params:
+        settings=settings_digest("images", "workflow"),
+    resources:
+        gpu=1,
+    priority: 100
+    log:
+        log_path("gpu_check", "gpu_check"),
+    shell:
+        "python {input.script} --config {input.config} --out {output} > {log} 2>&1"
+
+
+def image_checkpoint_dir(wildcards):
+    run = IMAGE_RUN.format(**wildcards)
+    return f"resources/checkpoints/{settings_digest('images')}/{run}"
+
+
+rule train_images:
+    """f-EBM (Algorithm 1) or contrastive divergence on CIFAR-10 / CelebA 32x32."""
+    input:
+        config=ancient(RESOLVED_CONFIG),
+        data=PREPARED_DATA,
+        gpu_check=GPU_CHECK,
+    output:
+        model=f"{IMAGE_RUN_DIR}/model.pt",
+        metrics=f"{IMAGE_RUN_DIR}/metrics.json",
+        train_log=f"{IMAGE_RUN_DIR}/train_log.csv",
+        samples=f"{IMAGE_RUN_DIR}/samples.png",
+    params:
+        settings=settings_digest("images"),
+        out_dir=IMAGE_RUN_DIR,
+        checkpoint_dir=image_checkpoint_dir,
+    threads: 4
+    resources:
+        gpu=1,
+    log:
+        log_path("train_images", "{dataset}_{image_method}_{image_divergence}_seed{seed}"),
+    benchmark:
+        benchmark_path("train_images", "{dataset}_{image_method}_{image_divergence}_seed{seed}")
+    shell:
+        "febm train-images --config {input.config} --dataset {wildcards.dataset}"
+        " --method {wildcards.image_method} --divergence {wildcards.image_divergence}"
+        " --seed {wildcards.seed} --data {input.data} --out-dir {params.out_dir}"
+        " --checkpoint-dir {params.checkpoint_dir} > {log} 2>&1"
