@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from febm.evaluation.metrics import RunningMoments, frechet_distance, inception_score
+from febm.evaluation.metrics import (
+    RunningMoments,
+    frechet_distance,
+    frechet_distance_to_features,
+    inception_score,
+)
 
 
 def random_covariance(rng: np.random.Generator, dim: int) -> np.ndarray:
@@ -32,7 +37,9 @@ def test_frechet_distance_with_an_isotropic_covariance_is_the_closed_form():
     rng = np.random.default_rng(1)
     sigma2 = random_covariance(rng, 8)
     expected = 8 * 2.0 + np.trace(sigma2) - 2 * np.sqrt(2.0) * np.sqrt(np.linalg.eigvalsh(sigma2)).sum()
-    assert frechet_distance(np.zeros(8), 2.0 * np.eye(8), np.zeros(8), sigma2) == pytest.approx(expected, rel=1e-10)
+    assert frechet_distance(np.zeros(8), 2.0 * np.eye(8), np.zeros(8), sigma2) == pytest.approx(
+        expected, rel=1e-10
+    )
 
 
 def test_frechet_distance_matches_pytorch_fid_on_general_covariances():
@@ -49,9 +56,10 @@ def test_frechet_distance_matches_pytorch_fid_on_general_covariances():
 
 def test_frechet_distance_is_zero_for_identical_rank_deficient_statistics():
     # Fewer samples than dimensions gives a singular covariance (n < 2048 in small runs).
+    # The null space contributes sqrt(rounding) ~ 1e-8 * trace, far below any reported digit.
     features = np.random.default_rng(3).normal(size=(5, 12))
     mu, sigma = features.mean(0), np.cov(features, rowvar=False)
-    assert abs(frechet_distance(mu, sigma, mu, sigma)) < 1e-10
+    assert abs(frechet_distance(mu, sigma, mu, sigma)) < 1e-6 * np.trace(sigma)
 
 
 def test_frechet_distance_rejects_mismatched_shapes():
@@ -104,7 +112,9 @@ def test_inception_score_matches_the_improved_gan_formula():
 def test_inception_score_shuffle_uses_torch_fidelity_permutation():
     logits = np.random.default_rng(6).normal(scale=3.0, size=(200, 1008))
     permuted = logits[np.random.RandomState(2020).permutation(200)]
-    assert inception_score(logits, 10, shuffle_seed=2020)[0] == pytest.approx(inception_score(permuted, 10)[0])
+    assert inception_score(logits, 10, shuffle_seed=2020)[0] == pytest.approx(
+        inception_score(permuted, 10)[0]
+    )
     assert inception_score(logits, 10, shuffle_seed=2020)[0] != pytest.approx(inception_score(logits, 10)[0])
 
 
@@ -122,3 +132,13 @@ def test_running_moments_equal_numpy_mean_and_covariance_despite_a_large_offset(
     mu, sigma = moments.mean_and_covariance()
     np.testing.assert_allclose(mu, features.mean(0), rtol=1e-12)
     np.testing.assert_allclose(sigma, np.cov(features, rowvar=False), rtol=1e-8, atol=1e-12)
+
+
+def test_frechet_distance_to_few_features_equals_the_covariance_form():
+    rng = np.random.default_rng(8)
+    features = rng.normal(size=(6, 15))  # fewer samples than dimensions, as in smoke runs
+    mu_ref, sigma_ref = rng.normal(size=15), random_covariance(rng, 15)
+    expected = frechet_distance(features.mean(0), np.cov(features, rowvar=False), mu_ref, sigma_ref)
+    assert frechet_distance_to_features(features, mu_ref, sigma_ref) == pytest.approx(expected, rel=1e-9)
+    own_mu, own_sigma = features.mean(0), np.cov(features, rowvar=False)
+    assert abs(frechet_distance_to_features(features, own_mu, own_sigma)) < 1e-12 * np.trace(own_sigma)

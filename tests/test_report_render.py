@@ -1,16 +1,24 @@
-"""Synthetic report inputs (tables, figures, metrics, benchmarks) in the workflow's layout.
+"""The report renderer on synthetic inputs (tables, figures, metrics, benchmarks) in the workflow's layout.
 
-The numbers are made up: the tests check that the report shows them faithfully, not that they are good.
+The numbers are made up: these tests check that the report shows them faithfully and labels them,
+not that they are good.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import struct
 import zlib
 from pathlib import Path
 
-from febm.config import validate
+from febm.cli import main as febm_main
+from febm.config import load_config
+from febm.reporting.render import ReportInputs, render_report
+
+REPO = Path(__file__).resolve().parents[1]
+PAPER = REPO / "febm" / "data" / "reported_results.csv"
+TEMPLATES = REPO / "report"
 
 
 def tiny_png(path: Path, rgb: tuple[int, int, int] = (40, 90, 160), size: int = 8) -> Path:
@@ -28,12 +36,11 @@ def tiny_png(path: Path, rgb: tuple[int, int, int] = (40, 90, 160), size: int = 
     return path
 
 
-def write_config(path: Path, overrides: dict) -> dict:
-    import yaml
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(overrides))
-    return validate(json.loads(json.dumps(overrides)))
+def smoke_config(**sections) -> dict:
+    config = load_config([REPO / "config" / "config.yaml", REPO / "config" / "smoke.yaml"])
+    for name, values in sections.items():
+        config[name] = {**config[name], **values} if isinstance(values, dict) else values
+    return config
 
 
 def write_inputs(root: Path, preset: str = "smoke", standin: bool = True) -> dict[str, list[Path]]:
@@ -52,7 +59,9 @@ def write_inputs(root: Path, preset: str = "smoke", standin: bool = True) -> dic
         "febm,jensen_shannon,1.2345,0.01,345.6789,1.5,1\n"
         "cd,kl,1.1111,0.02,400.25,2.5,1\n"
     )
-    figures = [tiny_png(root / "results" / "figures" / f"figure{n}.png", (30 * n, 60, 90)) for n in (1, 2, 3, 4)]
+    figures = [
+        tiny_png(root / "results" / "figures" / f"figure{n}.png", (30 * n, 60, 90)) for n in (1, 2, 3, 4)
+    ]
     metrics = []
     for seed in (0, 1):
         path = root / "results" / "toy" / "runs" / "febm" / "kl" / f"seed{seed}" / "metrics.json"
@@ -66,7 +75,17 @@ def write_inputs(root: Path, preset: str = "smoke", standin: bool = True) -> dic
     score.write_text(json.dumps({"preset": preset, "standin_data": standin, "fid": 345.6789}))
     metrics.append(score)
     samples = [
-        tiny_png(root / "results" / "images" / "runs" / "cifar10" / "febm" / "jensen_shannon" / "seed0" / "samples.png")
+        tiny_png(
+            root
+            / "results"
+            / "images"
+            / "runs"
+            / "cifar10"
+            / "febm"
+            / "jensen_shannon"
+            / "seed0"
+            / "samples.png"
+        )
     ]
     benchmarks = []
     for stage, seconds in [("toy_train", [1.5, 2.5]), ("train_images", [75.0])]:
@@ -89,3 +108,142 @@ def write_inputs(root: Path, preset: str = "smoke", standin: bool = True) -> dic
         "benchmarks": benchmarks,
         "stability": [stability],
     }
+
+
+def render(tmp_path: Path, config: dict, **overrides) -> str:
+    files = {
+        **write_inputs(tmp_path, preset=config["preset"], standin=config["images"]["standin_data"]),
+        **overrides,
+    }
+    out = tmp_path / "results" / "report" / "index.html"
+    render_report(ReportInputs(config=config, templates=TEMPLATES, paper=PAPER, out=out, **files))
+    return out.read_text()
+
+
+def section(html: str, anchor: str) -> str:
+    start = html.index(f'<section id="{anchor}">')
+    return html[start : html.index("</section>", start)]
+
+
+def test_table_shows_ours_beside_the_paper_with_the_difference(tmp_path):
+    table5 = section(render(tmp_path, smoke_config()), "table5")
+    row = re.search(r"<tr class=\"ours\">\s*<td>f-EBM</td><td>KL</td>(.*?)</tr>", table5, re.S).group(1)
+    cells = re.findall(r"<td class=\"num[^\"]*\">(.*?)</td>", row, re.S)
+    text = [" ".join(re.sub(r"<[^>]+>", " ", cell).split()) for cell in cells]
+    # mu: ours 1.0234 +- 0.0123 over n = 2, paper 1.0154, difference +0.0080; then sigma.
+    assert text[0].startswith("1.0234 ± 0.0123 (n = 2)")
+    assert text[1] == "1.0154" and text[2].startswith("+0.0080")
+    assert (
+        text[3].startswith("1.8111 ± 0.0045 (n = 2)")
+        and text[4] == "1.8302"
+        and text[5].startswith("−0.0191")
+    )
+
+
+def test_wide_image_table_and_paper_only_rows(tmp_path):
+    table1 = section(render(tmp_path, smoke_config()), "table1")
+    assert "345.68 ± 1.50" in table1 and "30.86" in table1 and "+314.82" in table1  # JS FID vs the paper
+    assert "DCGAN" in table1 and "6.58" in table1  # cited GAN rows stay visible
+
+
+def test_every_number_below_paper_scale_is_labelled(tmp_path):
+    html = render(tmp_path, smoke_config())
+    for anchor in ("table5", "table1"):
+        rows = re.findall(r'<tr class="ours">(.*?)</tr>', section(html, anchor), re.S)
+        assert rows
+        for row in rows:
+            numbers = [
+                cell
+                for cell in re.findall(r'<td class="num (?:ours|diff)">(.*?)</td>', row, re.S)
+                if cell.strip() != "–"
+            ]
+            assert numbers and all('class="label"' in cell for cell in numbers), row
+    assert ">stand-in<" in section(html, "table1") and "stand-in Inception weights" not in section(
+        html, "table5"
+    )
+    assert 'class="label"' in section(html, "figures")
+
+
+def test_paper_scale_numbers_carry_no_label(tmp_path):
+    # Negative control for the test above: the labels come from the inputs, not from the template.
+    config = load_config([REPO / "config" / "config.yaml"])
+    files = write_inputs(tmp_path, preset="paper", standin=False)
+    for path in files["metrics"]:
+        record = json.loads(path.read_text())
+        record.update(scale="paper", standin_data=False)
+        path.write_text(json.dumps(record))
+    out = tmp_path / "index.html"
+    render_report(ReportInputs(config=config, templates=TEMPLATES, paper=PAPER, out=out, **files))
+    html = out.read_text()
+    assert 'class="label"' not in section(html, "table5") and 'class="label"' not in section(html, "table1")
+
+
+def test_missing_studies_render_as_not_run(tmp_path):
+    config = smoke_config(toy={"enabled": False}, images={"datasets": ["cifar10"]})
+    html = render(tmp_path, config, tables=[tmp_path / "results" / "tables" / "table1.csv"], figures=[])
+    assert "not run" in section(html, "table5") and "toy.enabled: false" in section(html, "table5")
+    assert "celeba32 is not in images.datasets" in section(html, "table2")
+    assert "35.97" in section(html, "table2")  # the paper's numbers are still shown
+    assert section(html, "figures").count("not run") == 4
+    html = render(tmp_path, smoke_config(images={"enabled": False}), tables=[], samples=[])
+    assert "images.enabled: false" in section(html, "table1") and "not run" in section(html, "samples")
+
+
+def test_values_are_escaped(tmp_path):
+    (tmp_path / "evil").mkdir()
+    table = tmp_path / "evil" / "table5.csv"
+    table.write_text("method,divergence,metric,mean,std,n\nf-EBM,<script>alert(1)</script>,mu,1.0,0.1,2\n")
+    html = render(tmp_path, smoke_config(), tables=[table])
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_wall_time_per_stage_and_provenance(tmp_path):
+    html = render(tmp_path, smoke_config())
+    run = section(html, "run")
+    assert re.search(
+        r"toy_train</td><td class=\"num\">2</td><td class=\"num\">4.0 s</td><td class=\"num\">2.5 s", run
+    )
+    assert "1 min 15 s" in run and "cpu (2 cores) on testhost" in run
+    provenance = section(html, "provenance")
+    assert re.search(r"[0-9a-f]{40}|unknown \(not a git checkout\)", provenance)
+    assert "Config hash" in provenance and "torch" in provenance and "snakemake" in provenance
+
+
+def test_report_is_self_contained_or_copies_figures_beside_it(tmp_path):
+    html = render(tmp_path, smoke_config())
+    sources = re.findall(r'(?:src|href)="([^"#][^"]*)"', html)
+    assert sources and all(source.startswith("data:image/png;base64,") for source in sources)
+    copied = tmp_path / "copied"
+    html = render(copied, smoke_config(report={"embed_figures": False}))
+    sources = re.findall(r'src="([^"]+)"', html)
+    assert sources and all((copied / "results" / "report" / source).is_file() for source in sources)
+
+
+def test_bad_input_is_a_one_line_error(tmp_path, capsys):
+    config = tmp_path / "config.yaml"
+    config.write_text("preset: smoke\n")
+    status = febm_main(
+        [
+            "report",
+            "--config",
+            str(config),
+            "--tables",
+            str(tmp_path / "nope" / "table5.csv"),
+            "--out",
+            str(tmp_path / "r.html"),
+        ]
+    )
+    assert status == 2
+    assert "table file" in capsys.readouterr().err
+
+
+def test_command_line_renders_from_globbed_files(tmp_path, capsys):
+    files = write_inputs(tmp_path)
+    config = tmp_path / "config.yaml"
+    config.write_text("preset: smoke\nimages: {standin_data: true}\n")
+    out = tmp_path / "results" / "report" / "index.html"
+    arguments = ["report", "--config", str(config), "--templates", str(TEMPLATES), "--out", str(out)]
+    for name, paths in files.items():
+        arguments += [f"--{name}", *map(str, paths)]
+    assert febm_main(arguments) == 0
+    assert str(out) in capsys.readouterr().out and "Table 5" in out.read_text()

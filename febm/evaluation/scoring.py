@@ -16,7 +16,7 @@ from febm.errors import FebmError
 from febm.evaluation.extract import InceptionOutputs, run_inception
 from febm.evaluation.image_files import ImageSet
 from febm.evaluation.inception import load_fid_inception
-from febm.evaluation.metrics import frechet_distance, inception_score
+from febm.evaluation.metrics import frechet_distance, frechet_distance_to_features, inception_score
 from febm.evaluation.reference import load_reference_stats, save_reference_stats, select_reference_images
 from febm.evaluation.weights import resolve_weights_path, weights_info
 from febm.io import provenance
@@ -37,14 +37,20 @@ def resolve_device(name: str) -> torch.device:
 
 
 def _inception_pass(
-    images: np.ndarray, weights: Path, evaluation: Mapping[str, Any], description: str
+    images: np.ndarray,
+    weights: Path,
+    evaluation: Mapping[str, Any],
+    description: str,
+    keep_pool3: bool = False,
 ) -> InceptionOutputs:
     settings = evaluation["inception"]
     device = resolve_device(evaluation["device"])
     model = load_fid_inception(
         weights, device, preprocessing=settings["preprocessing"], channels_last=settings["channels_last"]
     )
-    return run_inception(images, model, batch_size=settings["batch_size"], description=description)
+    return run_inception(
+        images, model, batch_size=settings["batch_size"], keep_pool3=keep_pool3, description=description
+    )
 
 
 def compute_reference_stats(
@@ -142,7 +148,13 @@ def score_image_set(
     mu_ref, sigma_ref, reference = load_reference_stats(ref_stats)
     preprocessing = evaluation["inception"]["preprocessing"]
     _check_comparable(reference, preprocessing, weights)
-    outputs = _inception_pass(image_set.images, weights_path, evaluation, "samples")
+    # Fewer samples than feature dimensions (smoke runs): the exact n x n form needs the features.
+    small_set = len(image_set.images) <= mu_ref.size
+    outputs = _inception_pass(image_set.images, weights_path, evaluation, "samples", keep_pool3=small_set)
+    if small_set:
+        fid = frechet_distance_to_features(outputs.pool3, mu_ref, sigma_ref)
+    else:
+        fid = frechet_distance(outputs.mu, outputs.sigma, mu_ref, sigma_ref)
     is_mean, is_std, is_per_split = inception_score(
         outputs.logits, splits=splits, shuffle_seed=evaluation["inception_score"]["shuffle_seed"]
     )
@@ -154,7 +166,7 @@ def score_image_set(
     standin_data = bool(reference.get("standin_data", False) or metadata.get("standin_data", False))
     return {
         **labels,
-        "fid": frechet_distance(outputs.mu, outputs.sigma, mu_ref, sigma_ref),
+        "fid": fid,
         "inception_score": is_mean,
         "inception_score_std": is_std,
         "inception_score_per_split": is_per_split,

@@ -30,6 +30,7 @@ from febm.images.grid import save_grid
 from febm.images.networks import parameter_count
 from febm.images.training import METHODS, ImageTrainer, TrainingDivergedError, TrainSettings
 from febm.io import provenance, write_json_atomic, write_text_atomic
+from febm.objectives import NonFiniteLossError
 
 LOG_FIELDS = [
     "iteration", "warmup", "loss_e", "loss_h", "bound",
@@ -215,7 +216,7 @@ def _train(
         while trainer.iteration < settings.iterations:
             try:
                 row = trainer.step()
-            except TrainingDivergedError as error:
+            except (TrainingDivergedError, NonFiniteLossError) as error:
                 raise TrainingDivergedError(f"{error}; {_last_good(checkpoint_dir)}") from None
             if log is not None:
                 log.append(row)

@@ -19,7 +19,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
             "--benchmarks results/benchmarks/*/*.tsv --out results/report/index.html"
         ),
     )
-    parser.add_argument("--config", nargs="+", required=True, type=Path, help="config YAML file(s), merged in order")
+    parser.add_argument(
+        "--config", nargs="+", required=True, type=Path, help="config YAML file(s), merged in order"
+    )
     parser.add_argument("--templates", type=Path, default=Path("report"), help="folder with index.html.j2")
     parser.add_argument("--paper", type=Path, default=PAPER_RESULTS, help="the paper's numbers (CSV)")
     parser.add_argument("--out", type=Path, required=True, help="the HTML file to write")

@@ -37,23 +37,46 @@ from febm.divergences import (
 Derivative = Callable[[Tensor], Tensor]
 
 
+def _exp_derivative(scale: float, clamp: float | None) -> Derivative:
+    """t -> d/dt exp(clamp(scale * t)) / scale = exp(scale * t), zero where the clamp is active.
+
+    torch.clamp passes the gradient on the closed interval [-clamp, clamp]; so does this.
+    """
+    if clamp is None:
+        return lambda t: torch.exp(scale * t)
+
+    def derivative(t: Tensor) -> Tensor:
+        z = scale * t
+        inside = (z >= -clamp) & (z <= clamp)
+        return torch.exp(z.clamp(-clamp, clamp)).mul_(inside)
+
+    return derivative
+
+
+def _scaled(factor: float, derivative: Derivative) -> Derivative:
+    return lambda t: derivative(t).mul_(factor)
+
+
 def _closed_form(divergence: Divergence) -> tuple[Derivative, Derivative] | None:
-    """(g', c') in closed form for the registered generators (f'' written as a function of t)."""
-    if isinstance(divergence, KL):  # f'' = 1/u
-        return (lambda t: torch.ones_like(t)), torch.exp
-    if isinstance(divergence, ReverseKL):  # f'' = 1/u^2
-        return (lambda t: torch.exp(-t)), (lambda t: torch.ones_like(t))
-    if isinstance(divergence, JensenShannon):  # f'' = 1/(u (u + 1))
-        return (lambda t: torch.sigmoid(-t)), torch.sigmoid
-    if isinstance(divergence, SquaredHellinger):  # f'' = u^(-3/2) / 2
-        return (lambda t: 0.5 * torch.exp(-0.5 * t)), (lambda t: 0.5 * torch.exp(0.5 * t))
-    if isinstance(divergence, PearsonChi2):  # f'' = 2
-        return (lambda t: 2.0 * torch.exp(t)), (lambda t: 2.0 * torch.exp(2.0 * t))
-    if isinstance(divergence, NeymanChi2):  # f'' = 2 / u^3
-        return (lambda t: 2.0 * torch.exp(-2.0 * t)), (lambda t: 2.0 * torch.exp(-t))
-    if isinstance(divergence, Alpha):  # f'' = u^(a - 2)
+    """(g', c') in closed form for the registered generators, honouring ``exp_clamp``."""
+    clamp = divergence.exp_clamp
+    if isinstance(divergence, KL):  # g = 1 + t, c = exp(t)
+        return (lambda t: torch.ones_like(t)), _exp_derivative(1.0, clamp)
+    if isinstance(divergence, ReverseKL):  # g = -exp(-t), c = t - 1
+        return _exp_derivative(-1.0, clamp), (lambda t: torch.ones_like(t))
+    if isinstance(divergence, JensenShannon):  # f'' = 1/(u (u + 1)): g' = sigmoid(-t), c' = sigmoid(t)
+        if clamp is None:
+            return (lambda t: torch.sigmoid(-t)), torch.sigmoid
+        return None  # the clamped JS keeps the original's quirk: differentiate it generically
+    if isinstance(divergence, SquaredHellinger):  # g = -expm1(-t/2), c = expm1(t/2)
+        return _scaled(0.5, _exp_derivative(-0.5, clamp)), _scaled(0.5, _exp_derivative(0.5, clamp))
+    if isinstance(divergence, PearsonChi2):  # g = 2 expm1(t), c = expm1(2t)
+        return _scaled(2.0, _exp_derivative(1.0, clamp)), _scaled(2.0, _exp_derivative(2.0, clamp))
+    if isinstance(divergence, NeymanChi2):  # g = -expm1(-2t), c = -2 expm1(-t)
+        return _scaled(2.0, _exp_derivative(-2.0, clamp)), _scaled(2.0, _exp_derivative(-1.0, clamp))
+    if isinstance(divergence, Alpha):  # g = expm1((a-1)t)/(a-1), c = expm1(a t)/a
         a = divergence.alpha
-        return (lambda t: torch.exp((a - 1.0) * t)), (lambda t: torch.exp(a * t))
+        return _exp_derivative(a - 1.0, clamp), _exp_derivative(a, clamp)
     return None
 
 
@@ -68,8 +91,8 @@ def _by_autograd(function: Callable[[Tensor], Tensor]) -> Derivative:
 
 
 def output_derivatives(divergence: Divergence) -> tuple[Derivative, Derivative]:
-    """(g', c') for ``divergence``: closed forms where known and unclamped, else elementwise autograd."""
-    closed = None if divergence.exp_clamp is not None else _closed_form(divergence)
+    """(g', c') for ``divergence``: closed forms where known, else elementwise autograd."""
+    closed = _closed_form(divergence)
     if closed is not None:
         return closed
     return _by_autograd(divergence.g), _by_autograd(divergence.c)
@@ -113,11 +136,38 @@ def energy_output_grad(
     return torch.cat([grad_pos.div_(t_pos.numel()), grad_neg.div_(t_neg.numel())])
 
 
-class FlatAdam:
-    """Adam (Kingma & Ba; torch.optim.Adam's defaults, no weight decay) on one flat tensor, in place."""
+def clip_to_rms(
+    grad: Tensor, exp_avg_sq: Tensor, steps: int, beta2: float, clip: float, floor: float
+) -> Tensor:
+    """Clip each element to +-(clip * sqrt(v_hat) + floor), v_hat Adam's bias-corrected second moment.
 
-    def __init__(self, param: Tensor, lr: float, betas: tuple[float, float], eps: float = 1e-8) -> None:
+    The original image code's custom Adam does this (facts file section 6) with clip = 3, floor = 0.1.
+    It stops one heavy-tailed gradient (Pearson chi^2 far from its optimum) from inflating v and freezing
+    the parameters for thousands of steps; near the optimum the gradients are light-tailed and the clip
+    is almost never active.
+    """
+    if clip <= 0:
+        return grad
+    if steps == 0:
+        return grad.clamp(-floor, floor)
+    bound = exp_avg_sq.div(1.0 - beta2**steps).sqrt_().mul_(clip).add_(floor)
+    return torch.minimum(torch.maximum(grad, -bound), bound)
+
+
+class FlatAdam:
+    """Adam (torch.optim.Adam's update, no weight decay) on one flat tensor in place, with clip_to_rms."""
+
+    def __init__(
+        self,
+        param: Tensor,
+        lr: float,
+        betas: tuple[float, float],
+        clip: float = 0.0,
+        floor: float = 0.0,
+        eps: float = 1e-8,
+    ) -> None:
         self.param, self.lr, self.betas, self.eps = param, lr, betas, eps
+        self.clip, self.floor = clip, floor
         self.exp_avg = torch.zeros_like(param)
         self.exp_avg_sq = torch.zeros_like(param)
         self.steps = 0
@@ -127,6 +177,7 @@ class FlatAdam:
 
     def step(self, grad: Tensor) -> None:
         beta1, beta2 = self.betas
+        grad = clip_to_rms(grad, self.exp_avg_sq, self.steps, beta2, self.clip, self.floor)
         self.steps += 1
         self.exp_avg.lerp_(grad, 1.0 - beta1)
         self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)

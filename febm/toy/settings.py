@@ -24,10 +24,14 @@ class TrainSettings:
     e_lr: float
     beta1: float
     beta2: float
+    clip_rms: float
+    clip_floor: float
+    warmup_iterations: int
     decay_start: float
     final_lr_fraction: float
     average_start: float
     l2: float
+    exp_clamp: float | None
     init_mu: float
     init_sigma: float
     log_every: int

@@ -35,7 +35,13 @@ from febm.objectives import (
     variational_loss,
 )
 from febm.quadrature import GaussianMixture
-from febm.toy.fast_grad import FlatAdam, energy_output_grad, output_derivatives, variational_output_grad
+from febm.toy.fast_grad import (
+    FlatAdam,
+    clip_to_rms,
+    energy_output_grad,
+    output_derivatives,
+    variational_output_grad,
+)
 from febm.toy.network import FlatMLP, flat_to_state_dict, module_from_flat, state_dict_to_flat
 from febm.toy.settings import TrainSettings
 
@@ -66,8 +72,10 @@ def maximum_likelihood_loss(e_pos: Tensor, sigma: Tensor) -> Objective:
     return Objective(nll, {"nll": nll})
 
 
-def lr_multiplier(step: int, total: int, decay_start: float, final_fraction: float) -> float:
-    """1 until decay_start * total, then a cosine down to final_fraction at the last step."""
+def lr_multiplier(step: int, total: int, decay_start: float, final_fraction: float, warmup: int = 0) -> float:
+    """Linear warm-up over ``warmup`` steps, 1 until decay_start * total, then a cosine to final_fraction."""
+    if step < warmup:
+        return (step + 1) / warmup
     start = decay_start * total
     if step < start or total <= start:
         return 1.0
@@ -78,8 +86,15 @@ def lr_multiplier(step: int, total: int, decay_start: float, final_fraction: flo
 class TorchAdam:
     """torch.optim.Adam behind FlatAdam's interface (the plain engine's optimiser)."""
 
-    def __init__(self, params: list[Tensor], lr: float, betas: tuple[float, float]) -> None:
-        self.params = params
+    def __init__(
+        self,
+        params: list[Tensor],
+        lr: float,
+        betas: tuple[float, float],
+        clip: float = 0.0,
+        floor: float = 0.0,
+    ) -> None:
+        self.params, self.beta2, self.clip, self.floor = params, betas[1], clip, floor
         self.optimizer = torch.optim.Adam(params, lr=lr, betas=betas)
 
     def set_lr(self, lr: float) -> None:
@@ -92,6 +107,11 @@ class TorchAdam:
     def step(self, grad: Tensor | None = None) -> None:
         if grad is not None:  # one parameter tensor with a gradient computed elsewhere
             self.params[0].grad = grad
+        for param in self.params:
+            state = self.optimizer.state.get(param, {})
+            steps = int(state["step"]) if "step" in state else 0
+            v = state["exp_avg_sq"] if steps else torch.zeros_like(param)
+            param.grad = clip_to_rms(param.grad, v, steps, self.beta2, self.clip, self.floor)
         self.optimizer.step()
 
     def state_dict(self) -> dict[str, Any]:
@@ -135,7 +155,7 @@ class ToyTrainer:
                 f"method {method!r} minimises KL; pass --divergence kl (got {divergence!r})"
             )
         self.method, self.mixture, self.settings, self.seed = method, mixture, settings, seed
-        self.divergence: Divergence = get_divergence(divergence)
+        self.divergence: Divergence = get_divergence(divergence, exp_clamp=settings.exp_clamp)
         self.iterations = settings.iterations if iterations is None else iterations
         self.generator = torch.Generator().manual_seed(seed)
         mu0, sigma0 = (settings.init_mu, settings.init_sigma) if init is None else init
@@ -144,11 +164,11 @@ class ToyTrainer:
         fast = settings.engine == "fast"
         betas = (settings.beta1, settings.beta2)
         self.theta = torch.tensor([mu0, sigma0], dtype=torch.float32, requires_grad=not fast)
-        self.opt_e = (
-            FlatAdam(self.theta, settings.e_lr, betas)
-            if fast
-            else TorchAdam([self.theta], settings.e_lr, betas)
-        )
+        clip = (settings.clip_rms, settings.clip_floor)
+        if fast:
+            self.opt_e = FlatAdam(self.theta, settings.e_lr, betas, *clip)
+        else:
+            self.opt_e = TorchAdam([self.theta], settings.e_lr, betas, *clip)
         self.uses_h = method == "febm"
         self.omega: Tensor | None = None
         self.module: torch.nn.Sequential | None = None
@@ -158,10 +178,10 @@ class ToyTrainer:
                 self.omega = flat
                 self.grad_buffer = torch.empty_like(flat)
                 self.derivatives = output_derivatives(self.divergence)
-                self.opt_h = FlatAdam(self.omega, settings.h_lr, betas)
+                self.opt_h = FlatAdam(self.omega, settings.h_lr, betas, *clip)
             else:
                 self.module = module_from_flat(flat, settings.hidden_units)
-                self.opt_h = TorchAdam(list(self.module.parameters()), settings.h_lr, betas)
+                self.opt_h = TorchAdam(list(self.module.parameters()), settings.h_lr, betas, *clip)
         self.chains: Tensor | None = None
         if settings.sampler == "langevin":
             self.chains = mu0 + sigma0 * torch.randn(settings.model_batch_size, generator=self.generator)
@@ -190,7 +210,11 @@ class ToyTrainer:
     def train_step(self) -> None:
         step = self.step
         multiplier = lr_multiplier(
-            step, self.iterations, self.settings.decay_start, self.settings.final_lr_fraction
+            step,
+            self.iterations,
+            self.settings.decay_start,
+            self.settings.final_lr_fraction,
+            self.settings.warmup_iterations,
         )
         self.opt_e.set_lr(self.settings.e_lr * multiplier)
         if self.uses_h:

@@ -31,6 +31,7 @@ rule toy_train:
     params:
         settings=settings_digest("toy"),
         out_dir=TOY_RUN_DIR,
+    threads: TOY["threads"]
     log:
         log_path("toy_train", "{toy_method}_{toy_divergence}_seed{seed}"),
     benchmark:
@@ -50,6 +51,7 @@ rule toy_convergence:
         TOY_CONVERGENCE,
     params:
         settings=settings_digest("toy"),
+    threads: TOY["threads"]
     log:
         log_path("toy_convergence", "{toy_divergence}"),
     benchmark:

@@ -1,0 +1,258 @@
+"""Image trainers: resume, checkpoints, stopping rules, the optimiser, and a learning check."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+from febm.cli import main
+from febm.config import validate
+from febm.images import checkpoint as ckpt
+from febm.images import training
+from febm.images.data import ImageData
+from febm.images.distributed import DeviceError
+from febm.images.optim import ClippedAdam
+from febm.images.run import train_images
+from febm.images.sampler import langevin
+from febm.images.training import ImageTrainer, TrainingDivergedError, TrainSettings
+
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
+
+
+def _config(iterations: int = 6, preset: str = "smoke", **training_overrides) -> dict:
+    training_section = {
+        "iterations": iterations,
+        "batch_size": 8,
+        "warmup_iterations": 2,
+        "checkpoint_interval": 3,
+        "sample_interval": 3,
+        **training_overrides,
+    }
+    return validate(
+        {
+            "preset": preset,
+            "images": {
+                "standin_data": True,
+                "device": "cpu",
+                "cifar10": {
+                    "network": {"num_filters": 8},
+                    "training": training_section,
+                    "sampler": {"steps": 3},
+                    "replay": {"capacity": 64},
+                },
+            },
+        }
+    )
+
+
+def _train(config, data, tmp_path, name, method="febm", divergence="jensen_shannon"):
+    return train_images(
+        config,
+        dataset="cifar10",
+        method=method,
+        divergence=divergence,
+        seed=3,
+        data_path=data,
+        out_dir=tmp_path / name / "out",
+        checkpoint_dir=tmp_path / name / "ckpt",
+    )
+
+
+def _states_equal(a: dict, b: dict) -> bool:
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_states_equal(a[key], b[key]) for key in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(_states_equal(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, torch.Tensor):
+        return torch.equal(a, b)
+    return a == b
+
+
+def test_resumed_run_continues_bit_identically(cifar10_standin_npz, tmp_path, monkeypatch):
+    config = _config()
+    _train(config, cifar10_standin_npz, tmp_path, "straight")
+
+    real_step = ImageTrainer.step
+
+    def crash_after_first_checkpoint(self):
+        if self.iteration == 4:
+            raise KeyboardInterrupt("simulated crash")
+        return real_step(self)
+
+    monkeypatch.setattr(ImageTrainer, "step", crash_after_first_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        _train(config, cifar10_standin_npz, tmp_path, "resumed")
+    monkeypatch.setattr(ImageTrainer, "step", real_step)
+    assert ckpt.saved_iterations(tmp_path / "resumed" / "ckpt") == [3]
+    metrics = _train(config, cifar10_standin_npz, tmp_path, "resumed")
+    assert metrics["resumed_from_iteration"] == 3
+
+    straight = ckpt.try_load_training_state(tmp_path / "straight" / "ckpt", 6, 0)
+    resumed = ckpt.try_load_training_state(tmp_path / "resumed" / "ckpt", 6, 0)
+    assert _states_equal(straight, resumed)
+    logs = [
+        (tmp_path / name / "out" / "train_log.csv").read_text().splitlines()
+        for name in ("straight", "resumed")
+    ]
+    strip_seconds = [[line.rsplit(",", 1)[0] for line in log] for log in logs]
+    assert strip_seconds[0] == strip_seconds[1] and len(logs[0]) == 7
+
+    # A truncated newest checkpoint falls back to the previous one; finishing again gives the same model.
+    newest = ckpt.state_path(tmp_path / "resumed" / "ckpt", 6, 0)
+    newest.write_bytes(newest.read_bytes()[:1000])
+    assert ckpt.latest_loadable_iteration(tmp_path / "resumed" / "ckpt", 0)[0] == 3
+    _train(config, cifar10_standin_npz, tmp_path, "resumed")
+    assert _states_equal(straight, ckpt.try_load_training_state(tmp_path / "resumed" / "ckpt", 6, 0))
+
+
+def test_outputs_and_sample_command(cifar10_standin_npz, tmp_path):
+    config_file = tmp_path / "config.yaml"
+    import yaml
+
+    config = _config(iterations=3, preset="smoke")
+    config["evaluation"]["plain_protocol"].update({"steps": 2, "batch_size": 4})
+    config_file.write_text(yaml.safe_dump(config))
+    out, ckpt_dir = tmp_path / "out", tmp_path / "ckpt"
+    args = ["train-images", "--config", str(config_file), "--dataset", "cifar10", "--method", "cd"]
+    args += ["--divergence", "kl", "--seed", "0", "--data", str(cifar10_standin_npz)]
+    assert main([*args, "--out-dir", str(out), "--checkpoint-dir", str(ckpt_dir)]) == 0
+    assert {p.name for p in out.iterdir()} == {"model.pt", "metrics.json", "train_log.csv", "samples.png"}
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("preset", "scale", "standin_data", "config_hash", "provenance", "wall_seconds"):
+        assert key in metrics
+    assert metrics["standin_data"] is True and metrics["preset"] == "smoke"
+    payload = torch.load(out / "model.pt", weights_only=True)
+    assert payload["network"] == {"num_filters": 8, "num_classes": 10, "image_channels": 3}
+    with (out / "train_log.csv").open() as handle:
+        assert [row["iteration"] for row in csv.DictReader(handle)] == ["0.0", "1.0", "2.0"]
+
+    samples = tmp_path / "samples.npz"
+    sample_args = ["sample", "--checkpoint", str(out / "model.pt"), "--n", "5", "--protocol", "plain"]
+    assert main([*sample_args, "--out", str(samples), "--config", str(config_file)]) == 0
+    import numpy as np
+
+    with np.load(samples) as archive:
+        assert archive["images"].shape == (5, 32, 32, 3) and archive["images"].dtype == np.uint8
+        assert archive["labels"].shape == (5,)
+
+    assert (
+        main(
+            [
+                *args[:-2],
+                "--divergence",
+                "reverse_kl",
+                "--seed",
+                "0",
+                "--data",
+                "x",
+                "--out-dir",
+                "o",
+                "--checkpoint-dir",
+                "c",
+            ]
+        )
+        == 2
+    )
+
+
+def test_exploding_energies_stop_and_keep_the_last_good_checkpoint(cifar10_standin_npz, tmp_path):
+    _train(_config(iterations=3), cifar10_standin_npz, tmp_path, "run")
+    kept = ckpt.state_path(tmp_path / "run" / "ckpt", 3, 0).read_bytes()
+    with pytest.raises(TrainingDivergedError, match=r"iteration 3.*last good checkpoint \(iteration 3\)"):
+        _train(_config(iterations=6, energy_limit=1e-6), cifar10_standin_npz, tmp_path, "run")
+    assert ckpt.saved_iterations(tmp_path / "run" / "ckpt") == [3]
+    assert ckpt.state_path(tmp_path / "run" / "ckpt", 3, 0).read_bytes() == kept
+
+
+def test_paper_scale_on_cpu_stops_at_once_naming_the_quick_preset(cifar10_standin_npz, tmp_path):
+    with pytest.raises(DeviceError, match="quick preset"):
+        _train(_config(preset="paper"), cifar10_standin_npz, tmp_path, "paper")
+    assert not (tmp_path / "paper" / "ckpt").exists()
+
+
+def test_one_sampler_run_per_iteration_unless_the_original_recipe_is_asked(cifar10_standin_npz, monkeypatch):
+    from febm.images.data import load_cache
+
+    data = load_cache(cifar10_standin_npz)
+    calls = []
+    real_langevin = training.langevin_with
+    monkeypatch.setattr(training, "langevin_with", lambda *a, **k: calls.append(1) or real_langevin(*a, **k))
+    for second_run, expected in ((False, 1), (True, 2)):
+        config = _config(warmup_iterations=0, second_sampler_run=second_run)
+        settings = TrainSettings.from_config(
+            config["images"]["cifar10"], method="febm", divergence="kl", seed=0
+        )
+        trainer = ImageTrainer(settings, data)
+        calls.clear()
+        row = trainer.step()
+        assert len(calls) == expected and "loss_h" in row and len(trainer.buffer) == 8
+
+
+def test_clipped_adam_clips_each_element_to_three_rms_plus_a_tenth():
+    parameter = torch.nn.Parameter(torch.zeros(3))
+    optimiser = ClippedAdam([parameter], lr=1e-3, betas=(0.0, 0.999), eps=1e-8)
+    parameter.grad = torch.tensor([5.0, -0.05, -3.0])
+    optimiser.step()  # step 1: v = 0, so the bound is 0.1
+    v = optimiser.state[parameter]["exp_avg_sq"].clone()
+    assert torch.allclose(v, 0.001 * torch.tensor([0.1, 0.05, 0.1]) ** 2)
+    parameter.grad = torch.tensor([5.0, 5.0, 0.0])
+    bound = 3 * torch.sqrt(v / (1 - 0.999**2)) + 0.1
+    optimiser.step()
+    expected_v = 0.999 * v + 0.001 * torch.minimum(torch.tensor([5.0, 5.0, 0.0]), bound) ** 2
+    assert torch.allclose(optimiser.state[parameter]["exp_avg_sq"], expected_v)
+
+
+def _two_mode_data() -> ImageData:
+    """Constant grey images at level 64 or 192 (two modes), 16x16 to keep the test fast."""
+    levels = torch.tensor([64, 192], dtype=torch.uint8)[torch.arange(64) % 2]
+    images = levels[:, None, None, None].expand(64, 3, 16, 16).contiguous()
+    return ImageData(images, torch.zeros(64, dtype=torch.long), 0, True, "two_modes")
+
+
+def _distance_to_modes(x: torch.Tensor) -> float:
+    per_mode = torch.stack([(x - level).pow(2).mean(dim=(1, 2, 3)) for level in (64.5 / 256, 192.5 / 256)])
+    return float(per_mode.min(dim=0).values.sqrt().mean())
+
+
+def test_febm_learns_a_two_mode_image_distribution():
+    data = _two_mode_data()
+    section = validate(
+        {
+            "images": {
+                "celeba32": {
+                    "network": {"num_filters": 8},
+                    "training": {"iterations": 40, "batch_size": 16, "lr": 2e-3, "warmup_iterations": 2},
+                    "sampler": {"steps": 10, "grad_clip": 0.05},
+                    "replay": {"capacity": 500},
+                }
+            }
+        }
+    )["images"]["celeba32"]
+    settings = TrainSettings.from_config(section, method="febm", divergence="jensen_shannon", seed=0)
+    trainer = ImageTrainer(settings, data)
+    untrained = ImageTrainer(settings, data).energy  # same seed: the same initial network
+
+    generator = torch.Generator().manual_seed(1)
+    noise = torch.rand(32, 3, 16, 16, generator=generator)
+    real = (data.images[:32].float() + 0.5) / 256
+
+    def energy_gap(network) -> float:
+        with torch.no_grad():
+            return float(network(noise).mean() - network(real).mean())
+
+    def sample_distance(network) -> float:
+        chains = langevin(
+            network, noise, None, steps=30, step_size=10.0, noise_std=0.005, grad_clip=0.05,
+            generator=torch.Generator().manual_seed(2),
+        )  # fmt: skip
+        return _distance_to_modes(chains)
+
+    for _ in range(settings.iterations):
+        trainer.step()
+    # Data energies fall below noise energies by far more than the untrained network's accidental gap,
+    # and Langevin chains from the same noise end closer to the two modes than under the untrained one.
+    assert energy_gap(trainer.energy) > energy_gap(untrained) + 0.1
+    assert sample_distance(trainer.energy) < 0.93 * sample_distance(untrained)
