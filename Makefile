@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PRESET ?= quick
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test lint clean browser
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "error: no python3.11 or python3 on PATH; install Python 3.11 or pass PYTHON=/path/to/python"; exit 1; }
@@ -16,10 +16,21 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 setup: $(VENV)/.installed
 
+# The main job: the whole workflow with one preset (quick: a CPU laptop; smoke: minutes, stand-in data;
+# paper: config/config.yaml alone). Snakemake skips what is already up to date.
+PRESET_CONFIG = $(if $(filter paper,$(PRESET)),,--configfile config/$(PRESET).yaml)
 run: setup
-	$(VENV)/bin/febm toy-study --preset $(PRESET) --out results
+	$(VENV)/bin/snakemake --cores all $(PRESET_CONFIG)
+	@echo "Report: $(CURDIR)/results/report/index.html"
 
-test: setup
+# The report test opens the report in Debian's chromium; install it on a fresh (root) CI machine.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	{ if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "error: the report tests need chromium: run 'sudo apt-get install -y chromium'"; exit 1; fi; }
+
+test: setup browser
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 

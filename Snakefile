@@ -26,7 +26,8 @@ min_version("9.0")
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
-# One schema holds every default: the febm command line validates with the same file.
+# One schema holds every default: the febm command line validates with the same file
+# (workflow/schemas/config.schema.yaml is a link to it, where Snakemake users look for it).
 CONFIG_SCHEMA = "febm/schemas/config.schema.yaml"
 
 try:
@@ -61,6 +62,7 @@ localrules:
     all,
     toy,
     images,
+    appendix_figures,
     downloads,
     table1,
     table2,
@@ -100,6 +102,12 @@ rule images:
     """The image study only: Tables 1 and 2 for the configured datasets."""
     input:
         image_tables(),
+
+
+rule appendix_figures:
+    """Appendix G figures (sampling process, denoising, inpainting, nearest neighbours) of every f-EBM run."""
+    input:
+        appendix_figures(),
 
 
 rule downloads:

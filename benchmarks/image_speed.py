@@ -11,8 +11,10 @@ Keys:
 * ``peak_rss_mb``: peak resident memory of this process; on a GPU also ``peak_gpu_memory_mb`` of one
   training iteration at the benchmarked scale.
 
-Defaults: the paper scale on a GPU (width 128, batch 128, 60 steps); on a CPU width 128, batch 16,
-10 steps (the FLOP rate does not depend on the number of steps). Timing on a shared machine is noisy.
+Defaults: the paper scale on a GPU (width 128, batch 128, 60 steps). On a CPU the Langevin rate uses
+width 128, batch 16, 10 steps (the rate does not depend on the number of steps) and the iteration
+ratio width 32, batch 16, 60 steps (the ratio depends on the steps per iteration, hardly on the
+width). Timing on a shared machine is noisy.
 
     python benchmarks/image_speed.py [--device cpu|cuda] [--width W] [--batch B] [--steps S]
 """
@@ -181,6 +183,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=None, help="default: 128 on GPU, 16 on CPU")
     parser.add_argument("--steps", type=int, default=None, help="default: 60 on GPU, 10 on CPU")
     parser.add_argument("--rounds", type=int, default=3, help="timed iterations per recipe")
+    parser.add_argument(
+        "--ratio-width",
+        type=int,
+        default=None,
+        help="width for the iteration ratio (default: --width on GPU, 32 on CPU)",
+    )
+    parser.add_argument(
+        "--ratio-steps", type=int, default=60, help="Langevin steps for the iteration ratio (60 = the paper)"
+    )
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument(
         "--paper-memory-probe",
@@ -201,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     matmul32 = matmul_flops_per_second(device, torch.float32)
     print("measuring Langevin steps ...", file=sys.stderr)
     rate32 = langevin_rate(network, batch, steps, device, "float32", args.channels_last)
+    print(f"float32 Langevin: {rate32}, matmul {matmul32:.3g} FLOP/s", file=sys.stderr)
     result = {
         "device": torch.cuda.get_device_name(device)
         if use_cuda
@@ -228,7 +240,11 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
     print("measuring training iterations (one vs two sampler runs) ...", file=sys.stderr)
-    ratio = iteration_ratio(args.width, batch, steps, device, "float32", args.channels_last, args.rounds)
+    ratio_width = args.ratio_width or (args.width if use_cuda else 32)
+    ratio = iteration_ratio(
+        ratio_width, batch, args.ratio_steps, device, "float32", args.channels_last, args.rounds
+    )
+    ratio["settings"] = {"width": ratio_width, "batch": batch, "steps": args.ratio_steps}
     result["iteration"] = ratio
     result["iteration_cost_ratio"] = ratio["ratio"]
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -139,6 +139,7 @@ def test_frechet_distance_to_few_features_equals_the_covariance_form():
     features = rng.normal(size=(6, 15))  # fewer samples than dimensions, as in smoke runs
     mu_ref, sigma_ref = rng.normal(size=15), random_covariance(rng, 15)
     expected = frechet_distance(features.mean(0), np.cov(features, rowvar=False), mu_ref, sigma_ref)
-    assert frechet_distance_to_features(features, mu_ref, sigma_ref) == pytest.approx(expected, rel=1e-9)
+    # The covariance form takes square roots of rounding noise in the sample covariance's null space (~1e-8).
+    assert frechet_distance_to_features(features, mu_ref, sigma_ref) == pytest.approx(expected, abs=1e-6)
     own_mu, own_sigma = features.mean(0), np.cov(features, rowvar=False)
-    assert abs(frechet_distance_to_features(features, own_mu, own_sigma)) < 1e-12 * np.trace(own_sigma)
+    assert abs(frechet_distance_to_features(features, own_mu, own_sigma)) < 1e-6 * np.trace(own_sigma)

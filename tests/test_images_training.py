@@ -126,6 +126,10 @@ def test_outputs_and_sample_command(cifar10_standin_npz, tmp_path):
     assert metrics["standin_data"] is True and metrics["preset"] == "smoke"
     payload = torch.load(out / "model.pt", weights_only=True)
     assert payload["network"] == {"num_filters": 8, "num_classes": 10, "image_channels": 3}
+    model, meta = ckpt.load_energy_model(out / "model.pt", "cpu")
+    assert meta["method"] == "cd" and meta["standin_data"] is True and model.conditional
+    with pytest.raises(ckpt.CheckpointError, match="not a febm image energy model"):
+        ckpt.load_energy_model(ckpt.state_path(ckpt_dir, 3, 0), "cpu")
     with (out / "train_log.csv").open() as handle:
         assert [row["iteration"] for row in csv.DictReader(handle)] == ["0.0", "1.0", "2.0"]
 

@@ -214,3 +214,16 @@ def test_local_gpu_profile_serialises_gpu_jobs(tmp_path, snakemake):
     profile = yaml.safe_load((REPO / "profiles" / "local-gpu" / "profile.yaml").read_text())
     assert profile["resources"] == {"gpu": 1}
     assert "gpu=1" in output
+
+
+def test_config_readme_lists_every_key_of_the_schema():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("config_docs", REPO / "workflow" / "scripts" / "config_docs.py")
+    config_docs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(config_docs)
+    assert config_docs.main(["--check"]) == 0, "run: python workflow/scripts/config_docs.py"
+    readme = (REPO / "config" / "README.md").read_text()
+    schema = yaml.safe_load((REPO / "febm" / "schemas" / "config.schema.yaml").read_text())
+    for key, _ in config_docs.leaf_keys(schema, schema):
+        assert f"`{key}`" in readme

@@ -1,7 +1,8 @@
 """Read image sets to score: a ``.npz`` of uint8 images or a folder of image files.
 
 An ``.npz`` holds ``images`` (N, H, W, 3) uint8 (the key ``febm sample`` writes), optionally ``labels``
-(N,) and ``metadata`` (a JSON string: protocol, checkpoint, method...). A folder is read like
+(N,) (-1 = unconditional) and ``record`` or ``metadata`` (a JSON string: protocol, its settings, the
+checkpoint and the model's metadata: dataset, method, divergence, seed...). A folder is read like
 pytorch-fid reads one: the files with image extensions directly inside it, in sorted name order,
 converted to RGB.
 """
@@ -65,7 +66,12 @@ def load_npz_images(path: Path, key: str | None = None) -> ImageSet:
             raise ImageInputError(f"{str(path)!r} has no array {key!r} (keys: {names})")
         images = _check_images(archive[key], f"{path}[{key}]")
         labels = archive["labels"] if "labels" in names else None
-        metadata = json.loads(str(archive["metadata"])) if "metadata" in names else {}
+        if labels is not None and (labels.shape != (len(images),) or np.all(labels < 0)):
+            labels = None  # febm sample writes -1 for unconditional models
+        metadata = {}
+        for meta_key in ("record", "metadata"):
+            if meta_key in names:
+                metadata = json.loads(str(archive[meta_key]))
     return ImageSet(images=images, labels=labels, metadata=metadata, source=str(path))
 
 

@@ -52,10 +52,11 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 
 
 def frechet_distance_to_features(features: np.ndarray, mu_ref: np.ndarray, sigma_ref: np.ndarray) -> float:
-    """The Fréchet distance of a small set of features (n <= dim) to reference statistics, exactly.
+    """The Fréchet distance of a small set of features (n <= dim) to reference statistics.
 
     The set's covariance is X^T X / (n - 1) (X centred); the non-zero eigenvalues of sigma_ref X^T X are
-    those of the n x n matrix X sigma_ref X^T, so no dim x dim decomposition is needed.
+    those of the n x n matrix X sigma_ref X^T, so no dim x dim decomposition is needed (fast for smoke
+    runs and tests; the result is the same up to rounding).
     """
     features = np.asarray(features, np.float64)
     count = features.shape[0]

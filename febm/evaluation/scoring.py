@@ -159,11 +159,20 @@ def score_image_set(
         outputs.logits, splits=splits, shuffle_seed=evaluation["inception_score"]["shuffle_seed"]
     )
     metadata = dict(image_set.metadata)
-    labels = {key: metadata.get(key) for key in ("dataset", "method", "divergence", "seed")}
+    model = metadata.get("model") or {}  # febm sample's record nests the checkpoint's metadata here
+
+    def fact(key: str, default: Any = None) -> Any:
+        return metadata.get(key, model.get(key, default))
+
+    labels = {key: fact(key) for key in ("dataset", "method", "divergence", "seed")}
     labels.update({key: value for key, value in (run_labels or {}).items() if value is not None})
     if labels["dataset"] is None:
         labels["dataset"] = reference.get("dataset")
-    standin_data = bool(reference.get("standin_data", False) or metadata.get("standin_data", False))
+    if reference.get("dataset") and labels["dataset"] != reference.get("dataset"):
+        raise ScoringError(
+            f"the samples are from {labels['dataset']!r} but the reference statistics are {reference.get('dataset')!r}"
+        )
+    standin_data = bool(reference.get("standin_data", False) or fact("standin_data", False))
     return {
         **labels,
         "fid": fid,
@@ -175,9 +184,10 @@ def score_image_set(
         "n_samples": outputs.count,
         "samples": image_set.source,
         "protocol": metadata.get("protocol", "unknown"),
-        "protocol_settings": metadata.get("protocol_settings"),
+        "protocol_settings": metadata.get("settings", metadata.get("protocol_settings")),
         "checkpoint": metadata.get("checkpoint"),
-        "checkpoint_selection": metadata.get("checkpoint_selection", evaluation["checkpoint_selection"]),
+        "checkpoint_selection": fact("checkpoint_selection", evaluation["checkpoint_selection"]),
+        "training_iterations": fact("iterations"),
         "reference": {
             "path": str(ref_stats),
             **{
@@ -190,7 +200,7 @@ def score_image_set(
         "standin_weights": weights["standin"],
         "standin_data": standin_data,
         "standin": {"weights": weights["standin"], "data": standin_data},
-        "preset": metadata.get("preset", config.get("preset")),
+        "preset": fact("preset", config.get("preset")),
         "scale": _scale(outputs.count, reference),
         "config_hash": config_hash(config),
         "provenance": provenance(),

@@ -36,7 +36,7 @@ class SpectralConv2d(nn.Module):
 
     ``bounded=False``: W / sigma (stem, conv1, shortcut). ``bounded=True``: W * min(sigma', 1) / sigma'
     (conv2). The norm is that of W reshaped to (C_out, C_in * 3 * 3), estimated with the persistent
-    vector ``u`` (buffer, N(0, 1) init as in the original).
+    vector ``u`` (buffer, N(0, 1) init as in the original) and the matching ``v`` of the last power step.
     """
 
     def __init__(self, in_channels: int, out_channels: int, *, bounded: bool, init_std: float) -> None:
@@ -46,6 +46,9 @@ class SpectralConv2d(nn.Module):
         self.bounded = bounded
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, 3, 3) * init_std)
         self.register_buffer("u", torch.randn(out_channels))
+        # v is kept from the last power step so sigma = u^T W v uses the pair the original used.
+        with torch.no_grad():
+            self.register_buffer("v", _l2_normalise(self.u @ self.weight.reshape(out_channels, -1)))
         self._frozen_weight: Tensor | None = None
 
     def extra_repr(self) -> str:
@@ -55,15 +58,13 @@ class SpectralConv2d(nn.Module):
     def power_iteration_(self) -> None:
         """One step of the power method on W; updates ``u`` in place (once per training step)."""
         matrix = self.weight.detach().reshape(self.out_channels, -1)
-        v = _l2_normalise(self.u @ matrix)
-        self.u.copy_(_l2_normalise(matrix @ v))
+        self.v.copy_(_l2_normalise(self.u @ matrix))
+        self.u.copy_(_l2_normalise(matrix @ self.v))
 
     def sigma(self) -> Tensor:
         """u^T W v with u, v fixed: differentiable in W, as the original's stop-gradient on u and v."""
         matrix = self.weight.reshape(self.out_channels, -1)
-        u = self.u.detach()
-        v = _l2_normalise(u @ matrix.detach())
-        return u @ (matrix @ v)
+        return self.u.detach() @ (matrix @ self.v.detach())
 
     def normalised_weight(self) -> Tensor:
         # Autocast off: sigma in bf16 would be too coarse; the conv itself may still run in bf16.

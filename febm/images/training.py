@@ -161,8 +161,9 @@ class ImageTrainer:
         from torch.nn.parallel import DistributedDataParallel
 
         device_ids = [self.device.index] if self.device.type == "cuda" else None
-        # Spectral-norm vectors are updated identically on every rank; no per-forward broadcast.
-        return DistributedDataParallel(network, device_ids=device_ids, broadcast_buffers=False)
+        # Buffers (spectral-norm vectors) are synced once at construction, then updated identically on
+        # every rank by the power iteration; a per-forward broadcast would only cost time.
+        return DistributedDataParallel(network, device_ids=device_ids, forward_sync_buffers=False)
 
     # --- pieces of one iteration ----------------------------------------------------------------
     @property

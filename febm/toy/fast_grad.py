@@ -105,11 +105,15 @@ def variational_output_grad(
     h_pos: Tensor,
     h_neg: Tensor,
     l2: float,
+    inside: Tensor | None = None,
 ) -> Tensor:
-    """d variational_loss / d(H+, H-), concatenated."""
+    """d variational_loss / d(H+, H-), concatenated; ``inside`` masks samples whose t was clamped."""
     g_prime, c_prime = derivatives
     grad_pos = g_prime(t_pos).neg_()
     grad_neg = c_prime(t_neg)
+    if inside is not None:
+        grad_pos.mul_(inside[: t_pos.numel()])
+        grad_neg.mul_(inside[t_pos.numel() :])
     if l2:
         grad_pos.add_(h_pos, alpha=2.0 * l2)
         grad_neg.add_(h_neg, alpha=2.0 * l2)

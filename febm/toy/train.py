@@ -32,6 +32,7 @@ from febm.objectives import (
     Objective,
     contrastive_divergence_loss,
     energy_loss,
+    l2_penalty,
     variational_loss,
 )
 from febm.quadrature import GaussianMixture
@@ -269,9 +270,14 @@ class ToyTrainer:
         h, cache = net.forward(x)
         # H step: d variational_loss / dH per sample, then backprop through the MLP by hand.
         t = h + e
-        grad_h = variational_output_grad(self.derivatives, t[:n_pos], t[n_pos:], h[:n_pos], h[n_pos:], l2)
+        t_h, inside = self._clamp_ratio(t)
+        grad_h = variational_output_grad(
+            self.derivatives, t_h[:n_pos], t_h[n_pos:], h[:n_pos], h[n_pos:], l2, inside
+        )
         if self._needs_objective(step, grad_h):
-            objective = variational_loss(self.divergence, h[:n_pos], e[:n_pos], h[n_pos:], e[n_pos:], l2)
+            h_c = t_h - e
+            objective = variational_loss(self.divergence, h_c[:n_pos], e[:n_pos], h_c[n_pos:], e[n_pos:], 0.0)
+            objective.total = objective.total + l2 * l2_penalty(h[:n_pos], h[n_pos:])
             self._check(objective, step, "H")
             self.last_objective = float(objective.terms["bound"])
         self.opt_h.step(net.backward(x, cache, grad_h, self.grad_buffer))
@@ -286,6 +292,13 @@ class ToyTrainer:
             objective = energy_loss(self.divergence, e[:n_pos], h[:n_pos], e[n_pos:], h[n_pos:], l2)
             self._check(objective, step, "E")
         self.opt_e.step(energy_parameter_gradient(x, mu, sigma, grad_e))
+
+    def _clamp_ratio(self, t: Tensor) -> tuple[Tensor, Tensor | None]:
+        """H's objective sees t capped at ratio_clamp (no gradient above it)."""
+        bound = self.settings.ratio_clamp
+        if bound is None:
+            return t, None
+        return t.clamp(max=bound), t <= bound
 
     def _needs_objective(self, step: int, grad: Tensor, logging: bool = True) -> bool:
         """The loss value is only needed to log it, or to name the failing term when a gradient is not finite."""
@@ -304,7 +317,15 @@ class ToyTrainer:
         x_pos_col, x_neg_col = x_pos[:, None], x_neg[:, None]
         e_pos, e_neg = energy(x_pos, theta[0], theta[1]), energy(x_neg, theta[0], theta[1])
         h_pos, h_neg = module(x_pos_col).squeeze(1), module(x_neg_col).squeeze(1)
-        objective = variational_loss(self.divergence, h_pos, e_pos, h_neg, e_neg, self.settings.l2)
+        bound = self.settings.ratio_clamp
+        if bound is None:
+            h_pos_c, h_neg_c = h_pos, h_neg
+        else:  # t = H + E clamped, written through H so that variational_loss sees the clamped t
+            e_pos_d, e_neg_d = e_pos.detach(), e_neg.detach()
+            h_pos_c = (h_pos + e_pos_d).clamp(max=bound) - e_pos_d
+            h_neg_c = (h_neg + e_neg_d).clamp(max=bound) - e_neg_d
+        objective = variational_loss(self.divergence, h_pos_c, e_pos, h_neg_c, e_neg, 0.0)
+        objective.total = objective.total + self.settings.l2 * l2_penalty(h_pos, h_neg)
         objective.check_finite(step)
         self.last_objective = float(objective.terms["bound"].detach())
         self.opt_h.zero_grad()

@@ -176,6 +176,10 @@ wildcard_constraints:
 
 
 RAW_DATA_ROOT = f"{RESOURCES}/data"
+# Where each dataset's raw files live below the data root, in the layout torchvision expects.
+RAW_LAYOUT = {"cifar10": "cifar-10-batches-py", "celeba32": "celeba/img_align_celeba"}
+# `febm make-standins --kind K --out ROOT` writes ROOT/<layout>, the same place the real files go.
+STANDIN_KIND_OF_LAYOUT = {"cifar-10-batches-py": "cifar10", "celeba/img_align_celeba": "celeba"}
 PREPARED_DATA = f"{RESOURCES}/data/{{dataset}}.npz"
 INCEPTION_WEIGHTS = f"{RESOURCES}/inception/pt_inception-2015-12-05-6726825d.pth"
 FID_STATS = f"{RESOURCES}/fid_stats/{{dataset}}.npz"
@@ -185,6 +189,8 @@ IMAGE_RUN_DIR = f"results/images/runs/{IMAGE_RUN}"
 IMAGE_SAMPLES = f"results/images/samples/{IMAGE_RUN}.npz"
 IMAGE_SCORES = f"results/images/scores/{IMAGE_RUN}.json"
 IMAGE_GRID = f"results/figures/samples/{IMAGE_RUN}.png"
+APPENDIX_FIGURE = f"results/figures/appendix/{{kind}}/{IMAGE_RUN}.png"
+APPENDIX_KINDS = ["process", "denoise", "inpaint", "neighbours"]
 
 
 def image_runs(datasets=None):
@@ -208,8 +214,115 @@ def image_tables():
     return [TABLE.format(table=TABLE_OF_DATASET[dataset]) for dataset in IMAGE_DATASETS]
 
 
+def appendix_figures():
+    """Appendix G figures of every f-EBM run (not part of `all`: target `appendix_figures`)."""
+    runs = [run for run in image_runs() if run[1] == "febm"]
+    return [
+        APPENDIX_FIGURE.format(kind=kind, dataset=dataset, image_method=method, image_divergence=divergence, seed=seed)
+        for kind in APPENDIX_KINDS
+        for dataset, method, divergence, seed in runs
+    ]
+
+
 def image_products():
     """What `all` builds for the image study (nothing when images.enabled is false)."""
     if not IMAGES_ENABLED:
         return []
     return image_tables()
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs of the 1-D study rules (toy.smk, tables_figures.smk).
+def toy_febm_run_dirs_of(wildcards):
+    return [
+        TOY_RUN_DIR.format(toy_method="febm", toy_divergence=wildcards.toy_divergence, seed=seed)
+        for seed in TOY_SEEDS
+    ]
+
+
+def toy_febm_metrics_of(wildcards):
+    return [f"{run_dir}/metrics.json" for run_dir in toy_febm_run_dirs_of(wildcards)]
+
+
+def toy_figure_convergence_args(wildcards):
+    # Only Figure 4 (Appendix F.3) plots the convergence trajectories.
+    if wildcards.figure != "4":
+        return ""
+    return "--convergence " + " ".join(toy_convergence_files())
+
+
+def toy_figure_convergence_inputs(wildcards):
+    return toy_convergence_files() if wildcards.figure == "4" else []
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs of the image rules (image_data.smk, image_train.smk, tables_figures.smk).
+def raw_data_of(wildcards):
+    # Real data is downloaded (or placed by hand) by prepare-data itself; only stand-ins are a rule.
+    if not STANDIN:
+        return []
+    return f"{RAW_DATA_ROOT}/{RAW_LAYOUT[wildcards.dataset]}"
+
+
+def standin_kind_of(wildcards):
+    return STANDIN_KIND_OF_LAYOUT[wildcards.raw_layout]
+
+
+def image_checkpoint_dir(wildcards):
+    run = IMAGE_RUN.format(**wildcards)
+    return f"resources/checkpoints/{settings_digest('images')}/{run}"
+
+
+def image_scores_of_table(wildcards):
+    return image_run_files(IMAGE_SCORES, datasets=[DATASET_OF_TABLE[int(wildcards.table)]])
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs of the report (report.smk).
+def report_templates():
+    return sorted(
+        os.path.join(REPORT_TEMPLATES, name)
+        for name in os.listdir(os.path.join(workflow.basedir, "report"))
+        if not name.startswith(".")
+    )
+
+
+def toy_benchmarks():
+    if not TOY_ENABLED:
+        return []
+    divergences = toy_optimum_divergences()
+    files = [benchmark_path("toy_optimum", divergence) for divergence in divergences]
+    files += [benchmark_path("toy_train", f"{m}_{d}_seed{s}") for m, d, s in toy_runs()]
+    files += [benchmark_path("toy_convergence", divergence) for divergence in TOY_DIVERGENCES]
+    files += [benchmark_path("toy_stability", divergence) for divergence in TOY_DIVERGENCES]
+    return files
+
+
+def image_benchmarks():
+    if not IMAGES_ENABLED:
+        return []
+    files = [benchmark_path(stage, dataset) for stage in ("prepare_data", "fid_stats") for dataset in IMAGE_DATASETS]
+    for dataset, method, divergence, seed in image_runs():
+        name = f"{dataset}_{method}_{divergence}_seed{seed}"
+        files += [benchmark_path(stage, name) for stage in ("train_images", "sample_images", "score_images")]
+    return files
+
+
+def report_inputs():
+    inputs = {"tables": [], "figures": [], "metrics": [], "samples": [], "stability": [], "gpu_check": []}
+    if TOY_ENABLED:
+        inputs["tables"].append(TABLE.format(table=5))
+        inputs["figures"] += expand(FIGURE_PNG, figure=TOY_FIGURES)
+        inputs["metrics"] += toy_run_metrics()
+        inputs["stability"] += toy_stability_files()
+    if IMAGES_ENABLED:
+        inputs["tables"] += image_tables()
+        inputs["metrics"] += image_run_files(f"{IMAGE_RUN_DIR}/metrics.json") + image_run_files(IMAGE_SCORES)
+        inputs["gpu_check"].append(GPU_CHECK)
+        if config["report"]["sample_grids"]:
+            inputs["samples"] += image_run_files(IMAGE_GRID)
+    return inputs
+
+
+def report_option(flag, files):
+    return f"{flag} {' '.join(files)}" if files else ""

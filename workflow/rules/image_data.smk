@@ -2,23 +2,6 @@
 # Downloads run on the machine that runs Snakemake (localrules in the Snakefile): compute nodes of
 # clusters often have no internet. The smoke preset makes stand-ins in the real on-disk formats.
 
-# Where each dataset's raw files live below the data root, in the layout torchvision expects.
-RAW_LAYOUT = {"cifar10": "cifar-10-batches-py", "celeba32": "celeba/img_align_celeba"}
-# `febm make-standins --kind K --out ROOT` writes ROOT/<layout>, the same place the real files go.
-STANDIN_KIND_OF_LAYOUT = {"cifar-10-batches-py": "cifar10", "celeba/img_align_celeba": "celeba"}
-
-
-def raw_data_of(wildcards):
-    # Real data is downloaded (or placed by hand) by prepare-data itself; only stand-ins are a rule.
-    if not STANDIN:
-        return []
-    return f"{RAW_DATA_ROOT}/{RAW_LAYOUT[wildcards.dataset]}"
-
-
-def standin_kind_of(wildcards):
-    return STANDIN_KIND_OF_LAYOUT[wildcards.raw_layout]
-
-
 rule make_standins:
     """Smoke preset only: stand-in CIFAR-10 pickles / a folder of face-sized JPEGs, real layouts."""
     output:

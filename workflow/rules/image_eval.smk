@@ -84,3 +84,23 @@ rule sample_grid:
     shell:
         "febm image-figure --figure grid --config {input.config} --images {input.samples}"
         " --out {output} > {log} 2>&1"
+
+
+rule appendix_figure:
+    """Appendix G figures of one run: sampling process, denoising, inpainting, nearest neighbours."""
+    input:
+        config=ancient(RESOLVED_CONFIG),
+        model=f"{IMAGE_RUN_DIR}/model.pt",
+        samples=IMAGE_SAMPLES,
+        data=PREPARED_DATA,
+    output:
+        APPENDIX_FIGURE,
+    params:
+        settings=settings_digest("evaluation"),
+    wildcard_constraints:
+        kind="process|denoise|inpaint|neighbours",
+    log:
+        log_path("appendix_figure", "{kind}_{dataset}_{image_method}_{image_divergence}_seed{seed}"),
+    shell:
+        "febm image-figure --figure {wildcards.kind} --config {input.config} --checkpoint {input.model}"
+        " --images {input.samples} --data {input.data} --out {output} > {log} 2>&1"

@@ -22,17 +22,13 @@ rule gpu_check:
         "python {input.script} --config {input.config} --out {output} > {log} 2>&1"
 
 
-def image_checkpoint_dir(wildcards):
-    run = IMAGE_RUN.format(**wildcards)
-    return f"resources/checkpoints/{settings_digest('images')}/{run}"
-
-
 rule train_images:
     """f-EBM (Algorithm 1) or contrastive divergence on CIFAR-10 / CelebA 32x32."""
     input:
         config=ancient(RESOLVED_CONFIG),
         data=PREPARED_DATA,
-        gpu_check=GPU_CHECK,
+        # Order only: a re-run of the check (new hardware, edited script) must not retrain anything.
+        gpu_check=ancient(GPU_CHECK),
     output:
         model=f"{IMAGE_RUN_DIR}/model.pt",
         metrics=f"{IMAGE_RUN_DIR}/metrics.json",

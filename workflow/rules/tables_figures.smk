@@ -20,17 +20,6 @@ rule toy_table:
         " --paper {input.paper} --out {output} > {log} 2>&1"
 
 
-def toy_figure_convergence_args(wildcards):
-    # Only Figure 4 (Appendix F.3) plots the convergence trajectories.
-    if wildcards.figure != "4":
-        return ""
-    return "--convergence " + " ".join(toy_convergence_files())
-
-
-def toy_figure_convergence_inputs(wildcards):
-    return toy_convergence_files() if wildcards.figure == "4" else []
-
-
 rule toy_figure:
     """Figures 1-4 of the 1-D study, as PNG and PDF."""
     input:
@@ -50,10 +39,6 @@ rule toy_figure:
     shell:
         "febm toy-figure --figure {wildcards.figure} --config {input.config} --optima {input.optima}"
         " --runs {params.run_dirs} {params.convergence} --out {output.png} > {log} 2>&1"
-
-
-def image_scores_of_table(wildcards):
-    return image_run_files(IMAGE_SCORES, datasets=[DATASET_OF_TABLE[int(wildcards.table)]])
 
 
 rule image_table:

@@ -61,17 +61,6 @@ rule toy_convergence:
         " --optimum {input.optimum} --out {output} > {log} 2>&1"
 
 
-def toy_febm_run_dirs_of(wildcards):
-    return [
-        TOY_RUN_DIR.format(toy_method="febm", toy_divergence=wildcards.toy_divergence, seed=seed)
-        for seed in TOY_SEEDS
-    ]
-
-
-def toy_febm_metrics_of(wildcards):
-    return [f"{run_dir}/metrics.json" for run_dir in toy_febm_run_dirs_of(wildcards)]
-
-
 rule toy_stability:
     """Local exponential stability at the learned equilibrium (Section 5), per divergence."""
     input:
