@@ -26,6 +26,7 @@ from febm.evaluation.weights import (
     download_weights,
     load_state_dict,
     resolve_weights_path,
+    standin_sidecar,
     weights_info,
     write_standin,
 )
@@ -135,8 +136,8 @@ def test_standin_flag_follows_the_file_not_the_name(hub_weights, tmp_path):
     copy = tmp_path / WEIGHTS_FILENAME
     copy.write_bytes(hub_weights.read_bytes())
     assert weights_info(copy)["standin"] is False  # no sidecar: an unknown file, not claimed stand-in
-    sidecar = weights_module.standin_sidecar(copy)
-    sidecar.write_bytes(weights_module.standin_sidecar(hub_weights).read_bytes())
+    sidecar = standin_sidecar(copy)
+    sidecar.write_bytes(standin_sidecar(hub_weights).read_bytes())
     assert weights_info(copy)["standin"] is True
     copy.write_bytes(hub_weights.read_bytes()[:-1] + b"x")  # other content under the stand-in's sidecar
     assert weights_info(copy)["standin"] is False
@@ -151,6 +152,19 @@ def test_download_fails_fast_offline_and_leaves_no_file(tmp_path, monkeypatch):
         download_weights(target, url="http://127.0.0.1:9/pt_inception.pth", timeout_s=5)
     assert time.time() - started < 5
     assert not target.exists() and list(target.parent.iterdir()) == []
+
+
+def test_inception_score_logits_are_pool3_times_fc_weight_without_the_bias(hub_weights):
+    from febm.evaluation.inception import FidInception
+
+    state = torch.load(hub_weights, weights_only=True)
+    state["fc.bias"] = torch.linspace(-3, 3, 1008)  # the stand-in's bias is zero; make leaving it out visible
+    model = FidInception(state, preprocessing="tf", input_size=75)  # 75: the smallest valid input, for speed
+    with torch.inference_mode():
+        pool3, logits = model(torch.from_numpy(structured_images(2, seed=4)).permute(0, 3, 1, 2).contiguous())
+    expected = pool3.double() @ state["fc.weight"].double().T
+    torch.testing.assert_close(logits, expected, rtol=1e-12, atol=1e-12)
+    assert pool3.shape == (2, 2048) and logits.dtype == torch.float64
 
 
 # --- features against pytorch-fid --------------------------------------------------------------------
@@ -188,7 +202,7 @@ def test_fid_stats_and_score_commands_self_and_shifted(hub_weights, tmp_path, ca
         tmp_path / "cifar10.npz",
         images=reference[:3],
         labels=np.zeros(3, dtype=np.int64),
-        test_images=reference[4:],
+        test_images=reference[3:],
         test_labels=np.zeros(2, dtype=np.int64),
         num_classes=np.array(10),
         standin=np.array(True),
@@ -264,6 +278,11 @@ def test_score_refuses_statistics_made_another_way(hub_weights, tmp_path, capsys
     np.savez(samples, images=structured_images(10, seed=3))
     assert main(["score", "--images", str(samples), "--ref-stats", str(stats)]) == 2
     assert "preprocessing" in capsys.readouterr().err
+
+    meta.update(preprocessing="tf", dataset="celeba32")
+    np.savez(stats, mu=np.zeros(2048), sigma=np.eye(2048), meta=np.array(json.dumps(meta)))
+    assert main(["score", "--images", str(samples), "--ref-stats", str(stats), "--dataset", "cifar10"]) == 2
+    assert "samples are from 'cifar10'" in capsys.readouterr().err
 
 
 def test_fetch_standin_writes_a_marked_file(tmp_path, capsys):

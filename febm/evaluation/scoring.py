@@ -148,16 +148,6 @@ def score_image_set(
     mu_ref, sigma_ref, reference = load_reference_stats(ref_stats)
     preprocessing = evaluation["inception"]["preprocessing"]
     _check_comparable(reference, preprocessing, weights)
-    # Fewer samples than feature dimensions (smoke runs): the exact n x n form needs the features.
-    small_set = len(image_set.images) <= mu_ref.size
-    outputs = _inception_pass(image_set.images, weights_path, evaluation, "samples", keep_pool3=small_set)
-    if small_set:
-        fid = frechet_distance_to_features(outputs.pool3, mu_ref, sigma_ref)
-    else:
-        fid = frechet_distance(outputs.mu, outputs.sigma, mu_ref, sigma_ref)
-    is_mean, is_std, is_per_split = inception_score(
-        outputs.logits, splits=splits, shuffle_seed=evaluation["inception_score"]["shuffle_seed"]
-    )
     metadata = dict(image_set.metadata)
     model = metadata.get("model") or {}  # febm sample's record nests the checkpoint's metadata here
 
@@ -172,6 +162,16 @@ def score_image_set(
         raise ScoringError(
             f"the samples are from {labels['dataset']!r} but the reference statistics are {reference.get('dataset')!r}"
         )
+    # Fewer samples than feature dimensions (smoke runs): the exact n x n form needs the features.
+    small_set = len(image_set.images) <= mu_ref.size
+    outputs = _inception_pass(image_set.images, weights_path, evaluation, "samples", keep_pool3=small_set)
+    if small_set:
+        fid = frechet_distance_to_features(outputs.pool3, mu_ref, sigma_ref)
+    else:
+        fid = frechet_distance(outputs.mu, outputs.sigma, mu_ref, sigma_ref)
+    is_mean, is_std, is_per_split = inception_score(
+        outputs.logits, splits=splits, shuffle_seed=evaluation["inception_score"]["shuffle_seed"]
+    )
     standin_data = bool(reference.get("standin_data", False) or fact("standin_data", False))
     return {
         **labels,

@@ -92,6 +92,14 @@ def _by_autograd(function: Callable[[Tensor], Tensor]) -> Derivative:
 
 def output_derivatives(divergence: Divergence) -> tuple[Derivative, Derivative]:
     """(g', c') for ``divergence``: closed forms where known, else elementwise autograd."""
+    from febm.toy.tails import RatioCapped
+
+    if isinstance(divergence, RatioCapped):  # g(min(t, cap)): no gradient above the cap (clamp's rule)
+        g_prime, c_prime = output_derivatives(divergence.base)
+        cap = divergence.cap
+        return (lambda t: g_prime(t.clamp(max=cap)).mul_(t <= cap)), (
+            lambda t: c_prime(t.clamp(max=cap)).mul_(t <= cap)
+        )
     closed = _closed_form(divergence)
     if closed is not None:
         return closed

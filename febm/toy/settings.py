@@ -32,7 +32,7 @@ class TrainSettings:
     average_start: float
     l2: float
     exp_clamp: float | None
-    ratio_clamp: float | None
+    ratio_cap: float | None
     init_mu: float
     init_sigma: float
     log_every: int

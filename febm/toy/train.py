@@ -32,7 +32,6 @@ from febm.objectives import (
     Objective,
     contrastive_divergence_loss,
     energy_loss,
-    l2_penalty,
     variational_loss,
 )
 from febm.quadrature import GaussianMixture
@@ -45,6 +44,7 @@ from febm.toy.fast_grad import (
 )
 from febm.toy.network import FlatMLP, flat_to_state_dict, module_from_flat, state_dict_to_flat
 from febm.toy.settings import TrainSettings
+from febm.toy.tails import RatioCapped
 
 METHODS = ("febm", "cd", "mle")
 TRAJECTORY_COLUMNS = ("step", "mu", "sigma", "mu_avg", "sigma_avg", "objective", "e_lr")
@@ -157,6 +157,9 @@ class ToyTrainer:
             )
         self.method, self.mixture, self.settings, self.seed = method, mixture, settings, seed
         self.divergence: Divergence = get_divergence(divergence, exp_clamp=settings.exp_clamp)
+        # H's objective sees t capped at ratio_cap (febm/toy/tails.py); the E step uses Eq. 18 as is.
+        cap = settings.ratio_cap
+        self.h_divergence = self.divergence if cap is None else RatioCapped(self.divergence, cap)
         self.iterations = settings.iterations if iterations is None else iterations
         self.generator = torch.Generator().manual_seed(seed)
         mu0, sigma0 = (settings.init_mu, settings.init_sigma) if init is None else init
@@ -179,6 +182,7 @@ class ToyTrainer:
                 self.omega = flat
                 self.grad_buffer = torch.empty_like(flat)
                 self.derivatives = output_derivatives(self.divergence)
+                self.h_derivatives = output_derivatives(self.h_divergence)
                 self.opt_h = FlatAdam(self.omega, settings.h_lr, betas, *clip)
             else:
                 self.module = module_from_flat(flat, settings.hidden_units)
@@ -270,14 +274,9 @@ class ToyTrainer:
         h, cache = net.forward(x)
         # H step: d variational_loss / dH per sample, then backprop through the MLP by hand.
         t = h + e
-        t_h, inside = self._clamp_ratio(t)
-        grad_h = variational_output_grad(
-            self.derivatives, t_h[:n_pos], t_h[n_pos:], h[:n_pos], h[n_pos:], l2, inside
-        )
+        grad_h = variational_output_grad(self.h_derivatives, t[:n_pos], t[n_pos:], h[:n_pos], h[n_pos:], l2)
         if self._needs_objective(step, grad_h):
-            h_c = t_h - e
-            objective = variational_loss(self.divergence, h_c[:n_pos], e[:n_pos], h_c[n_pos:], e[n_pos:], 0.0)
-            objective.total = objective.total + l2 * l2_penalty(h[:n_pos], h[n_pos:])
+            objective = variational_loss(self.h_divergence, h[:n_pos], e[:n_pos], h[n_pos:], e[n_pos:], l2)
             self._check(objective, step, "H")
             self.last_objective = float(objective.terms["bound"])
         self.opt_h.step(net.backward(x, cache, grad_h, self.grad_buffer))
@@ -292,13 +291,6 @@ class ToyTrainer:
             objective = energy_loss(self.divergence, e[:n_pos], h[:n_pos], e[n_pos:], h[n_pos:], l2)
             self._check(objective, step, "E")
         self.opt_e.step(energy_parameter_gradient(x, mu, sigma, grad_e))
-
-    def _clamp_ratio(self, t: Tensor) -> tuple[Tensor, Tensor | None]:
-        """H's objective sees t capped at ratio_clamp (no gradient above it)."""
-        bound = self.settings.ratio_clamp
-        if bound is None:
-            return t, None
-        return t.clamp(max=bound), t <= bound
 
     def _needs_objective(self, step: int, grad: Tensor, logging: bool = True) -> bool:
         """The loss value is only needed to log it, or to name the failing term when a gradient is not finite."""
@@ -317,15 +309,7 @@ class ToyTrainer:
         x_pos_col, x_neg_col = x_pos[:, None], x_neg[:, None]
         e_pos, e_neg = energy(x_pos, theta[0], theta[1]), energy(x_neg, theta[0], theta[1])
         h_pos, h_neg = module(x_pos_col).squeeze(1), module(x_neg_col).squeeze(1)
-        bound = self.settings.ratio_clamp
-        if bound is None:
-            h_pos_c, h_neg_c = h_pos, h_neg
-        else:  # t = H + E clamped, written through H so that variational_loss sees the clamped t
-            e_pos_d, e_neg_d = e_pos.detach(), e_neg.detach()
-            h_pos_c = (h_pos + e_pos_d).clamp(max=bound) - e_pos_d
-            h_neg_c = (h_neg + e_neg_d).clamp(max=bound) - e_neg_d
-        objective = variational_loss(self.divergence, h_pos_c, e_pos, h_neg_c, e_neg, 0.0)
-        objective.total = objective.total + self.settings.l2 * l2_penalty(h_pos, h_neg)
+        objective = variational_loss(self.h_divergence, h_pos, e_pos, h_neg, e_neg, self.settings.l2)
         objective.check_finite(step)
         self.last_objective = float(objective.terms["bound"].detach())
         self.opt_h.zero_grad()

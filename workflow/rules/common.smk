@@ -157,6 +157,7 @@ IMAGE_DATASETS = list(IMAGES["datasets"])
 IMAGE_METHODS = list(IMAGES["methods"])
 IMAGE_DIVERGENCES = list(IMAGES["divergences"])
 IMAGE_SEEDS = list(IMAGES["seeds"])
+IMAGE_THREADS = config["workflow"]["image_threads"]
 # Contrastive divergence has no divergence choice; its underlying discrepancy is KL (Section 6.2).
 IMAGE_CD_DIVERGENCE = "kl"
 # Table 1 is CIFAR-10 (class-conditional), Table 2 CelebA 32x32 (unconditional).

@@ -26,6 +26,7 @@ rule prepare_data:
     params:
         settings=settings_digest("images"),
         root=RAW_DATA_ROOT,
+    threads: IMAGE_THREADS
     log:
         log_path("prepare_data", "{dataset}"),
     benchmark:

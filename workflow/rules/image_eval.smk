@@ -11,7 +11,7 @@ rule fid_stats:
         FID_STATS,
     params:
         settings=settings_digest("images", "evaluation"),
-    threads: 4
+    threads: IMAGE_THREADS
     resources:
         gpu=1,
     log:
@@ -34,7 +34,7 @@ rule sample_images:
         settings=settings_digest("images", "evaluation"),
         num_samples=config["evaluation"]["num_samples"],
         protocol=config["evaluation"]["protocol"],
-    threads: 4
+    threads: IMAGE_THREADS
     resources:
         gpu=1,
     log:
@@ -57,7 +57,7 @@ rule score_images:
         IMAGE_SCORES,
     params:
         settings=settings_digest("evaluation"),
-    threads: 4
+    threads: IMAGE_THREADS
     resources:
         gpu=1,
     log:

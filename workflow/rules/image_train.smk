@@ -38,7 +38,7 @@ rule train_images:
         settings=settings_digest("images"),
         out_dir=IMAGE_RUN_DIR,
         checkpoint_dir=image_checkpoint_dir,
-    threads: 4
+    threads: IMAGE_THREADS
     resources:
         gpu=1,
     log:
