@@ -60,8 +60,10 @@ class FidInception(nn.Module):
         super().__init__()
         if preprocessing not in PREPROCESSING_MODES:
             raise ValueError(f"unknown preprocessing {preprocessing!r}; choose one of {PREPROCESSING_MODES}")
-        network = build_fid_inception_architecture()
-        network.load_state_dict(state_dict, strict=True)
+        # Built on the meta device (no random init to throw away), then the loaded tensors are assigned.
+        with torch.device("meta"):
+            network = build_fid_inception_architecture()
+        network.load_state_dict(state_dict, strict=True, assign=True)
         self.preprocessing = preprocessing
         # 299 for every reported number; tests may use a smaller size (>= 75) to exercise the same path fast.
         self.input_size = input_size

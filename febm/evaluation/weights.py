@@ -68,11 +68,13 @@ def resolve_weights_path(explicit: str | Path | None = None, configured: str | P
 @functools.lru_cache(maxsize=1)
 def expected_shapes() -> dict[str, tuple[int, ...]]:
     """Parameter and buffer shapes of pytorch-fid's FID Inception (566 entries, fc 1008x2048)."""
+    import torch
+
     from febm.evaluation.inception import build_fid_inception_architecture
 
-    return {
-        name: tuple(tensor.shape) for name, tensor in build_fid_inception_architecture().state_dict().items()
-    }
+    with torch.device("meta"):  # shapes only: no memory, no initialisation
+        network = build_fid_inception_architecture()
+    return {name: tuple(tensor.shape) for name, tensor in network.state_dict().items()}
 
 
 def check_layout(state_dict: Mapping[str, Any], path: str | Path) -> None:

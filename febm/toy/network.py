@@ -62,15 +62,31 @@ class FlatMLP:
         self.p = self.layout.views(flat)
 
     @staticmethod
-    def initial(hidden: int, generator: torch.Generator, dtype=torch.float32) -> Tensor:
-        """torch.nn.Linear's default initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn flat."""
+    def initial(
+        hidden: int,
+        generator: torch.Generator,
+        dtype=torch.float32,
+        first_layer_scale: float = 1.0,
+        centre_range: tuple[float, float] | None = None,
+    ) -> Tensor:
+        """torch.nn.Linear's default initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn flat.
+
+        ``first_layer_scale`` multiplies the first layer's bound (steeper tanh features). With
+        ``centre_range`` the first-layer biases are set so that unit k switches at a point drawn
+        uniformly from that range (b1 = -w1 * centre), spreading the features over the data instead
+        of clustering their switch points around 0.
+        """
         layout = Layout(hidden)
         fan_in = {"w1": 1, "b1": 1, "w2": hidden, "b2": hidden, "w3": hidden, "b3": hidden}
-        pieces = []
+        pieces = {}
         for name, shape in layout.sizes.items():
-            bound = 1.0 / math.sqrt(fan_in[name])
-            pieces.append((torch.rand(math.prod(shape), generator=generator, dtype=dtype) * 2 - 1) * bound)
-        return torch.cat(pieces)
+            bound = 1.0 / math.sqrt(fan_in[name]) * (first_layer_scale if name in ("w1", "b1") else 1.0)
+            pieces[name] = (torch.rand(math.prod(shape), generator=generator, dtype=dtype) * 2 - 1) * bound
+        if centre_range is not None:
+            lo, hi = centre_range
+            centres = lo + (hi - lo) * torch.rand(hidden, generator=generator, dtype=dtype)
+            pieces["b1"] = -pieces["w1"] * centres
+        return torch.cat(list(pieces.values()))
 
     def forward(self, x: Tensor, keep: bool = True) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
         """H on a 1-D batch; with ``keep`` also the two hidden activations the backward pass needs."""

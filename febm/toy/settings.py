@@ -16,6 +16,8 @@ class TrainSettings:
     batch_size: int
     model_batch_size: int
     hidden_units: int
+    h_init_scale: float
+    h_init_spread: float | None
     updates: str
     sampler: str
     langevin_steps: int
@@ -27,12 +29,13 @@ class TrainSettings:
     clip_rms: float
     clip_floor: float
     warmup_iterations: int
+    h_warmup_iterations: int
     decay_start: float
     final_lr_fraction: float
     average_start: float
     l2: float
     exp_clamp: float | None
-    ratio_cap: float | None
+    conjugate_cap: float | None
     init_mu: float
     init_sigma: float
     log_every: int

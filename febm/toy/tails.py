@@ -16,9 +16,37 @@ divergence.
 
 from __future__ import annotations
 
+import math
+
+import torch
 from torch import Tensor
 
 from febm.divergences import Divergence
+
+
+def ratio_cap_for(divergence: Divergence, conjugate_cap: float) -> float | None:
+    """The t at which c(t) reaches ``conjugate_cap``, or None when c stays below it (c bounded above).
+
+    Capping in c-space gives one hyper-parameter for every divergence: only those whose conjugate term
+    grows without bound (KL, Pearson chi^2, alpha > 0, ...) are capped, at t = c^{-1}(conjugate_cap).
+    """
+
+    def c(t: float) -> float:
+        return float(divergence.c(torch.tensor(t, dtype=torch.float64)))
+
+    hi = 60.0
+    if not c(hi) > conjugate_cap:
+        return None
+    lo = -60.0
+    if c(lo) >= conjugate_cap:
+        raise ValueError(f"c(t) of {divergence.name} exceeds conjugate_cap={conjugate_cap} everywhere")
+    for _ in range(200):  # c is increasing (c' = e^t g' > 0): bisection
+        mid = 0.5 * (lo + hi)
+        if c(mid) > conjugate_cap:
+            hi = mid
+        else:
+            lo = mid
+    return lo if math.isfinite(lo) else None
 
 
 class RatioCapped(Divergence):

@@ -44,7 +44,7 @@ from febm.toy.fast_grad import (
 )
 from febm.toy.network import FlatMLP, flat_to_state_dict, module_from_flat, state_dict_to_flat
 from febm.toy.settings import TrainSettings
-from febm.toy.tails import RatioCapped
+from febm.toy.tails import RatioCapped, ratio_cap_for
 
 METHODS = ("febm", "cd", "mle")
 TRAJECTORY_COLUMNS = ("step", "mu", "sigma", "mu_avg", "sigma_avg", "objective", "e_lr")
@@ -73,10 +73,15 @@ def maximum_likelihood_loss(e_pos: Tensor, sigma: Tensor) -> Objective:
     return Objective(nll, {"nll": nll})
 
 
-def lr_multiplier(step: int, total: int, decay_start: float, final_fraction: float, warmup: int = 0) -> float:
-    """Linear warm-up over ``warmup`` steps, 1 until decay_start * total, then a cosine to final_fraction."""
-    if step < warmup:
-        return (step + 1) / warmup
+def lr_multiplier(
+    step: int, total: int, decay_start: float, final_fraction: float, warmup: int = 0, delay: int = 0
+) -> float:
+    """0 for ``delay`` steps, a linear warm-up over ``warmup`` steps, 1 until decay_start * total, then a
+    cosine down to final_fraction at the last step."""
+    if step < delay:
+        return 0.0
+    if step < delay + warmup:
+        return (step - delay + 1) / warmup
     start = decay_start * total
     if step < start or total <= start:
         return 1.0
@@ -158,7 +163,10 @@ class ToyTrainer:
         self.method, self.mixture, self.settings, self.seed = method, mixture, settings, seed
         self.divergence: Divergence = get_divergence(divergence, exp_clamp=settings.exp_clamp)
         # H's objective sees t capped at ratio_cap (febm/toy/tails.py); the E step uses Eq. 18 as is.
-        cap = settings.ratio_cap
+        cap = (
+            None if settings.conjugate_cap is None else ratio_cap_for(self.divergence, settings.conjugate_cap)
+        )
+        self.ratio_cap = cap
         self.h_divergence = self.divergence if cap is None else RatioCapped(self.divergence, cap)
         self.iterations = settings.iterations if iterations is None else iterations
         self.generator = torch.Generator().manual_seed(seed)
@@ -177,7 +185,12 @@ class ToyTrainer:
         self.omega: Tensor | None = None
         self.module: torch.nn.Sequential | None = None
         if self.uses_h:
-            flat = FlatMLP.initial(settings.hidden_units, self.generator)
+            flat = FlatMLP.initial(
+                settings.hidden_units,
+                self.generator,
+                first_layer_scale=settings.h_init_scale,
+                centre_range=mixture.support(settings.h_init_spread) if settings.h_init_spread else None,
+            )
             if fast:
                 self.omega = flat
                 self.grad_buffer = torch.empty_like(flat)
@@ -214,23 +227,22 @@ class ToyTrainer:
     # ---- one iteration ----------------------------------------------------------------------------
     def train_step(self) -> None:
         step = self.step
-        multiplier = lr_multiplier(
-            step,
-            self.iterations,
-            self.settings.decay_start,
-            self.settings.final_lr_fraction,
-            self.settings.warmup_iterations,
-        )
-        self.opt_e.set_lr(self.settings.e_lr * multiplier)
+        settings = self.settings
+        schedule = (step, self.iterations, settings.decay_start, settings.final_lr_fraction)
+        # H alone is trained for the first h_warmup_iterations: E's first updates need a sensible H.
+        delay = settings.h_warmup_iterations if self.uses_h else 0
+        multiplier = lr_multiplier(*schedule, settings.warmup_iterations, delay)
+        self.opt_e.set_lr(settings.e_lr * multiplier)
         if self.uses_h:
-            self.opt_h.set_lr(self.settings.h_lr * multiplier)
-        x_pos = self.mixture.sample(self.settings.batch_size, self.generator)
+            self.opt_h.set_lr(settings.h_lr * lr_multiplier(*schedule, settings.warmup_iterations))
+        x_pos = self.mixture.sample(settings.batch_size, self.generator)
         x_neg = self.sample_model()
+        update_energy = multiplier > 0
         if self.method == "febm":
-            if self.settings.engine == "fast":
-                self._febm_step_fast(x_pos, x_neg, step)
+            if settings.engine == "fast":
+                self._febm_step_fast(x_pos, x_neg, step, update_energy)
             else:
-                self._febm_step_autograd(x_pos, x_neg, step)
+                self._febm_step_autograd(x_pos, x_neg, step, update_energy)
         else:
             self._baseline_step(x_pos, x_neg, step)
         mu, sigma = (float(v) for v in self.theta.detach())
@@ -265,7 +277,7 @@ class ToyTrainer:
         mu, sigma = (self.average_sum / self.average_count).tolist()
         return mu, sigma
 
-    def _febm_step_fast(self, x_pos: Tensor, x_neg: Tensor, step: int) -> None:
+    def _febm_step_fast(self, x_pos: Tensor, x_neg: Tensor, step: int, update_energy: bool = True) -> None:
         n_pos, l2 = x_pos.numel(), self.settings.l2
         x = torch.cat([x_pos, x_neg])
         mu, sigma = self.theta.detach()
@@ -280,15 +292,17 @@ class ToyTrainer:
             self._check(objective, step, "H")
             self.last_objective = float(objective.terms["bound"])
         self.opt_h.step(net.backward(x, cache, grad_h, self.grad_buffer))
+        if not update_energy:
+            return
         # E step: H recomputed after its update (alternating, Algorithm 1) or reused (simultaneous).
         if self.settings.updates == "alternating":
             h, _ = net.forward(x, keep=False)
             t = h + e
         grad_e = energy_output_grad(
-            self.divergence, self.derivatives, t[:n_pos], t[n_pos:], e[:n_pos], e[n_pos:], l2
+            self.h_divergence, self.h_derivatives, t[:n_pos], t[n_pos:], e[:n_pos], e[n_pos:], l2
         )
         if self._needs_objective(step, grad_e, logging=False):
-            objective = energy_loss(self.divergence, e[:n_pos], h[:n_pos], e[n_pos:], h[n_pos:], l2)
+            objective = energy_loss(self.h_divergence, e[:n_pos], h[:n_pos], e[n_pos:], h[n_pos:], l2)
             self._check(objective, step, "E")
         self.opt_e.step(energy_parameter_gradient(x, mu, sigma, grad_e))
 
@@ -303,7 +317,9 @@ class ToyTrainer:
         if not all(bool(torch.isfinite(v).all()) for v in objective.terms.values()):
             raise NonFiniteLossError(f"the gradient of the {network} loss is not finite at step {step}")
 
-    def _febm_step_autograd(self, x_pos: Tensor, x_neg: Tensor, step: int) -> None:
+    def _febm_step_autograd(
+        self, x_pos: Tensor, x_neg: Tensor, step: int, update_energy: bool = True
+    ) -> None:
         """The plain loop: nn.Module forward/backward for both updates."""
         module, theta = self.module, self.theta
         x_pos_col, x_neg_col = x_pos[:, None], x_neg[:, None]
@@ -315,13 +331,15 @@ class ToyTrainer:
         self.opt_h.zero_grad()
         objective.total.backward()
         self.opt_h.step()
+        if not update_energy:
+            return
         if self.settings.updates == "alternating":
             with torch.no_grad():
                 h_pos, h_neg = module(x_pos_col).squeeze(1), module(x_neg_col).squeeze(1)
         else:
             h_pos, h_neg = h_pos.detach(), h_neg.detach()
         e_pos, e_neg = energy(x_pos, theta[0], theta[1]), energy(x_neg, theta[0], theta[1])
-        objective = energy_loss(self.divergence, e_pos, h_pos, e_neg, h_neg, self.settings.l2)
+        objective = energy_loss(self.h_divergence, e_pos, h_pos, e_neg, h_neg, self.settings.l2)
         objective.check_finite(step)
         self.opt_e.zero_grad()
         objective.total.backward()
