@@ -3,7 +3,7 @@
 Keys:
 * ``iteration_cost_ratio``: seconds of one f-EBM iteration (Algorithm 1, one sampler run) divided by
   one iteration of the original recipe (``second_sampler_run``: a second sampler run for the E step),
-  measured side by side in this process, alternating the two (target <= 0.55);
+  measured side by side in this process, alternating the two, fastest of each (target <= 0.55);
 * ``langevin_fraction_of_matmul_peak``: FLOPs/s of Langevin steps (forward + input gradient of
   ResNet32, FLOPs counted by torch's FlopCounterMode) divided by this machine's measured float32
   matrix-multiply FLOPs/s (target >= 0.35 on CPU); on a GPU also the bf16 figure against bf16 matmul.
@@ -116,7 +116,7 @@ def langevin_fraction(
 def iteration_ratio(
     width: int, batch: int, steps: int, device: torch.device, precision: str, channels_last: bool, rounds: int
 ) -> dict[str, float]:
-    """Median seconds per iteration with one and with two sampler runs, alternating the two."""
+    """Seconds per iteration with one and with two sampler runs, alternating the two."""
     images = torch.randint(0, 256, (max(4 * batch, 64), 3, 32, 32), dtype=torch.uint8, device=device)
     data = ImageData(images, torch.randint(0, 10, (images.shape[0],), device=device), 10, True, "random")
     trainers = {}
@@ -154,8 +154,14 @@ def iteration_ratio(
                 seconds[second_run].append(time.perf_counter() - start)
             if device.type == "cuda" and not second_run:
                 peak_memory = max(peak_memory, torch.cuda.max_memory_allocated(device) / 2**20)
-    one, two = statistics.median(seconds[False]), statistics.median(seconds[True])
-    result = {"seconds_one_sampler_run": one, "seconds_two_sampler_runs": two, "ratio": one / two}
+    # Fastest of each: on a shared machine the load only ever adds time.
+    one, two = min(seconds[False]), min(seconds[True])
+    result = {
+        "seconds_one_sampler_run": one,
+        "seconds_two_sampler_runs": two,
+        "ratio": one / two,
+        "ratio_of_medians": statistics.median(seconds[False]) / statistics.median(seconds[True]),
+    }
     if device.type == "cuda":
         result["peak_gpu_memory_mb"] = peak_memory
     return result
