@@ -32,6 +32,7 @@ class TrainSettings:
     h_warmup_iterations: int
     decay_start: float
     final_lr_fraction: float
+    h_final_lr_fraction: float
     average_start: float
     l2: float
     exp_clamp: float | None

@@ -234,7 +234,8 @@ class ToyTrainer:
         multiplier = lr_multiplier(*schedule, settings.warmup_iterations, delay)
         self.opt_e.set_lr(settings.e_lr * multiplier)
         if self.uses_h:
-            self.opt_h.set_lr(settings.h_lr * lr_multiplier(*schedule, settings.warmup_iterations))
+            h_schedule = (step, self.iterations, settings.decay_start, settings.h_final_lr_fraction)
+            self.opt_h.set_lr(settings.h_lr * lr_multiplier(*h_schedule, settings.warmup_iterations))
         x_pos = self.mixture.sample(settings.batch_size, self.generator)
         x_neg = self.sample_model()
         update_energy = multiplier > 0
