@@ -53,7 +53,7 @@ def _load(path: Path, what: str) -> dict[str, Any]:
     except Exception as error:  # torch raises many types for a truncated or foreign file
         raise CheckpointError(
             f"{what} {str(path)!r} cannot be read ({type(error).__name__}: {str(error).splitlines()[0][:200]}); "
-            "it is truncated or not a febm file"
+            "it is truncated or not a febm file: copy it again or rerun `febm train-images`"
         ) from None
 
 
@@ -66,8 +66,15 @@ def load_energy_model(path: str | Path, device: str | torch.device = "cpu") -> t
             f"model file {str(path)!r} is not a febm image energy model (expected format {MODEL_FORMAT!r}); "
             "pass the model.pt written by `febm train-images`"
         )
-    model = build_energy_network(NetworkConfig.from_dict(payload["network"]))
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model = build_energy_network(NetworkConfig.from_dict(payload["network"]))
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:  # RuntimeError: shape mismatch
+        raise CheckpointError(
+            f"model file {str(path)!r} does not match its network description ({type(error).__name__}: "
+            f"{str(error).splitlines()[0][:200]}); it is damaged or was edited: use the model.pt that "
+            "`febm train-images` wrote"
+        ) from None
     model.to(device).eval()
     meta = dict(payload.get("meta", {}))
     meta["network"] = dict(payload["network"])

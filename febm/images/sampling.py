@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from febm.errors import FebmError
 from febm.images.checkpoint import load_energy_model
 from febm.images.distributed import resolve_device
 from febm.io import write_bytes_atomic
@@ -38,7 +39,7 @@ def sample_to_file(
     from febm.evaluation.protocol import sample_with_protocol
 
     if count < 1:
-        raise ValueError(f"--n must be at least 1, got {count}")
+        raise FebmError(f"--n must be at least 1, got {count}")
     config = load_config(config_paths) if config_paths else validate({})
     evaluation = config["evaluation"]
     target = resolve_device(device or evaluation["device"], 0)

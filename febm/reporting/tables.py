@@ -51,6 +51,8 @@ COUNT_COLUMNS = ("n_seeds", "n", "count")
 WIDE_MEAN = re.compile(r"^(?:ours_)?(?P<metric>[a-z_]+?)_mean$")
 WIDE_STD_SUFFIXES = ("_std_over_seeds", "_std")
 TRUE_TEXT = ("true", "1", "yes")
+TOY_METRICS = ("mu", "sigma")
+TOY_BASELINE_ROWS = {"contrastive_divergence": "contrastive_divergence", "maximum_likelihood": "mle"}
 
 
 @dataclass
@@ -218,9 +220,35 @@ def _wide_std(record: Mapping[str, str], prefix: str, metric: str) -> float | No
     return None
 
 
+def toy_rows(records: list[dict[str, str]]) -> list[TableRow]:
+    """Table 5 as `febm toy-table` writes it: one line per divergence (exact optimum and f-EBM) or
+    baseline (contrastive_divergence, maximum_likelihood: learned values in the *_febm columns)."""
+    rows = []
+    for record in records:
+        name = record["divergence"]
+        labels = row_labels(record)
+        count = _count(record.get("n_seeds"))
+        if name in TOY_BASELINE_ROWS:
+            method, divergence = TOY_BASELINE_ROWS[name], "kl"
+        else:
+            method, divergence = "f-EBM", name
+            for metric in TOY_METRICS:
+                optimum = _number(record.get(f"{metric}_optimal"))
+                if optimum is not None:
+                    rows.append(TableRow("optimum", name, metric, Estimate(optimum), labels=labels))
+        for metric in TOY_METRICS:
+            mean = _number(record.get(f"{metric}_febm"))
+            if mean is not None:
+                estimate = Estimate(mean, _number(record.get(f"{metric}_febm_std")), count)
+                rows.append(TableRow(method, divergence, metric, estimate, labels=labels))
+    return rows
+
+
 def our_rows(columns: list[str], records: list[dict[str, str]]) -> list[TableRow] | None:
     """Our numbers as one row per (method, divergence, metric); None if the layout is not recognised."""
     if "method" not in columns:
+        if {"divergence", "mu_febm", "sigma_febm"} <= set(columns):
+            return toy_rows(records)
         return None
     count_column = _first(columns, COUNT_COLUMNS)
     rows = []

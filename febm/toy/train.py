@@ -14,7 +14,9 @@ uninterrupted one.
 
 from __future__ import annotations
 
+import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +28,7 @@ from torch import Tensor
 
 from febm.divergences import Divergence, get_divergence
 from febm.errors import FebmError
-from febm.io import save_torch_atomic
+from febm.io import load_checkpoint, save_checkpoint
 from febm.objectives import (
     NonFiniteLossError,
     Objective,
@@ -389,6 +391,7 @@ class ToyTrainer:
             "last_objective": self.last_objective,
             "wall_seconds": wall_seconds,
             "engine": self.settings.engine,
+            "settings": self.settings_fingerprint(),
         }
         if self.uses_h:
             state["h_flat"] = self.h_flat()
@@ -396,6 +399,11 @@ class ToyTrainer:
         if self.chains is not None:
             state["chains"] = self.chains.clone()
         return state
+
+    def settings_fingerprint(self) -> str:
+        """Everything besides method/divergence/seed that shapes the run: a checkpoint with another is stale."""
+        mixture = (self.mixture.weights, self.mixture.means, self.mixture.stds)
+        return json.dumps({"train": self.settings.__dict__, "mixture": mixture}, sort_keys=True)
 
     def load_state(self, state: dict[str, Any]) -> None:
         expected = {
@@ -441,14 +449,21 @@ class ToyTrainer:
         progress: Callable[[int], None] | None = None,
     ) -> RunResult:
         """Train to ``iterations``, resuming from ``checkpoint_path`` if it exists."""
-        if checkpoint_path is not None and Path(checkpoint_path).is_file():
-            try:
-                state = torch.load(checkpoint_path, weights_only=True)
-            except Exception as error:  # a foreign or damaged file: say so instead of a traceback
+        # The newest readable checkpoint (a damaged newest one falls back to the previous one).
+        found = None if checkpoint_path is None else load_checkpoint(checkpoint_path, "toy checkpoint")
+        if found is not None:
+            state, used = found
+            if not isinstance(state, dict):
                 raise ToyTrainingError(
-                    f"cannot read checkpoint {str(checkpoint_path)!r} ({error}); delete it to start over"
-                ) from None
-            self.load_state(state)
+                    f"{str(used)!r} is not a febm toy checkpoint; delete it or use another --out-dir"
+                )
+            if state.get("settings") == self.settings_fingerprint():
+                self.load_state(state)
+            else:  # other toy.train settings or mixture (a config edit): its numbers do not belong here
+                print(
+                    f"febm: warning: {used} was trained with other toy settings; starting over",
+                    file=sys.stderr,
+                )
         start = time.perf_counter()
         try:
             while self.step < self.iterations:
@@ -458,7 +473,7 @@ class ToyTrainer:
                 if checkpoint_path is not None and (
                     self.step % self.settings.checkpoint_every == 0 or self.step == self.iterations
                 ):
-                    save_torch_atomic(
+                    save_checkpoint(
                         checkpoint_path, self.state(self.wall_before + time.perf_counter() - start)
                     )
         except NonFiniteLossError as error:

@@ -39,7 +39,7 @@ rule toy_train:
     shell:
         "febm toy-train --config {input.config} --method {wildcards.toy_method}"
         " --divergence {wildcards.toy_divergence} --seed {wildcards.seed} --optimum {input.optimum}"
-        " --out-dir {params.out_dir} > {log} 2>&1"
+        " --out-dir {params.out_dir} --no-progress > {log} 2>&1"
 
 
 rule toy_convergence:
