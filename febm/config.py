@@ -56,9 +56,22 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+# What to change, per kind of schema violation (the message itself names the key and the value).
+_FIXES = {
+    "additionalProperties": "remove that key or correct its spelling",
+    "minItems": "list at least one entry",
+    "maxItems": "list fewer entries",
+    "uniqueItems": "remove the repeated entries",
+    "enum": "use one of the listed values",
+    "pattern": "use a registered name (`febm divergences` lists the divergences)",
+    "type": "give a value of that type",
+}
+
+
 def _format_error(error: Any) -> str:
     location = ".".join(str(part) for part in error.absolute_path) or "<top level>"
-    return f"config key {location}: {error.message}"
+    fix = _FIXES.get(error.validator, "use a value in the allowed range")
+    return f"config key {location}: {error.message}; {fix} (config/README.md lists every key)"
 
 
 def validate(config: dict[str, Any]) -> dict[str, Any]:

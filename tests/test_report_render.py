@@ -99,7 +99,17 @@ def write_inputs(root: Path, preset: str = "smoke", standin: bool = True) -> dic
             benchmarks.append(path)
     stability = root / "results" / "toy" / "stability" / "kl.json"
     stability.parent.mkdir(parents=True, exist_ok=True)
-    stability.write_text(json.dumps({"divergence": "kl", "max_real_eigenvalue": -0.25, "stable": True}))
+    stability.write_text(
+        json.dumps(
+            {
+                "divergence": "kl",
+                "learned_mu": 1.0234,
+                "max_real_eigenvalue": {"real": -0.25, "imag": 0.0},
+                "statement": "locally exponentially stable",
+                "eigenvalues_top10": [[-0.25, 0.0]],
+            }
+        )
+    )
     return {
         "tables": sorted(tables.glob("*.csv")),
         "figures": figures,
@@ -247,3 +257,9 @@ def test_command_line_renders_from_globbed_files(tmp_path, capsys):
         arguments += [f"--{name}", *map(str, paths)]
     assert febm_main(arguments) == 0
     assert str(out) in capsys.readouterr().out and "Table 5" in out.read_text()
+
+
+def test_stability_shows_the_conclusion_and_key_numbers(tmp_path):
+    stability = section(render(tmp_path, smoke_config()), "stability")
+    assert "locally exponentially stable" in stability
+    assert "learned μ = 1.0234" in stability and "eigenvalues = −0.2500" in stability

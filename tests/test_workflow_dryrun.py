@@ -219,7 +219,9 @@ def test_local_gpu_profile_serialises_gpu_jobs(tmp_path, snakemake):
 def test_config_readme_lists_every_key_of_the_schema():
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("config_docs", REPO / "workflow" / "scripts" / "config_docs.py")
+    spec = importlib.util.spec_from_file_location(
+        "config_docs", REPO / "workflow" / "scripts" / "config_docs.py"
+    )
     config_docs = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(config_docs)
     assert config_docs.main(["--check"]) == 0, "run: python workflow/scripts/config_docs.py"

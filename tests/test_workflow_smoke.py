@@ -1,8 +1,9 @@
 """End to end: the smoke preset through Snakemake, then the report in a real browser.
 
-The workflow files (Snakefile, workflow/, config/, report/, the schema and the paper's numbers) are
-copied to a temporary folder and run there, so the test can edit a template without touching the
-repository. The stand-in data, stand-in Inception weights and every result stay in that folder.
+The workflow files (Snakefile, workflow/, config/, report/) are copied to a temporary folder, with a
+link to the febm package (its schema and the paper's numbers), and run there, so the test can edit a
+template without touching the repository. The stand-in data, stand-in Inception weights and every
+result stay in that folder.
 """
 
 from __future__ import annotations
@@ -18,14 +19,7 @@ import pytest
 from tests.test_report_browser import assert_report_reads_well, inspect_page
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = [
-    "Snakefile",
-    "workflow",
-    "config",
-    "report",
-    "febm/schemas/config.schema.yaml",
-    "febm/data/reported_results.csv",
-]
+WORKFLOW_FILES = ["Snakefile", "workflow", "config", "report"]
 TABLES = [f"results/tables/table{number}.csv" for number in (1, 2, 5)]
 FIGURES = [f"results/figures/figure{number}.{kind}" for number in (1, 2, 3, 4) for kind in ("png", "pdf")]
 REPORT = "results/report/index.html"
@@ -42,7 +36,9 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def job_names(output: str) -> set[str]:
-    return set(re.findall(r"^rule (\w+):", output, re.M)) | set(re.findall(r"^localrule (\w+):", output, re.M))
+    return set(re.findall(r"^rule (\w+):", output, re.M)) | set(
+        re.findall(r"^localrule (\w+):", output, re.M)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +51,8 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
             shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(source, target)
+    # A link, not a partial copy: a folder named febm/ without the package would shadow it on import.
+    (workdir / "febm").symlink_to(REPO / "febm", target_is_directory=True)
     result = snakemake(workdir)
     logs = "\n".join(
         f"--- {log.relative_to(workdir)}\n{log.read_text()[-2000:]}"

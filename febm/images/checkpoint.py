@@ -72,8 +72,8 @@ def load_energy_model(path: str | Path, device: str | torch.device = "cpu") -> t
     except (KeyError, TypeError, ValueError, RuntimeError) as error:  # RuntimeError: shape mismatch
         raise CheckpointError(
             f"model file {str(path)!r} does not match its network description ({type(error).__name__}: "
-            f"{str(error).splitlines()[0][:200]}); it is damaged or was edited: use the model.pt that "
-            "`febm train-images` wrote"
+            f"{' '.join(line.strip() for line in str(error).splitlines()[:2])[:240]}); it is damaged or was "
+            "edited: use the model.pt that `febm train-images` wrote"
         ) from None
     model.to(device).eval()
     meta = dict(payload.get("meta", {}))

@@ -76,6 +76,27 @@ def cifar10_missing_message(root: Path, reason: str) -> str:
     )
 
 
+# What a CIFAR-10 batch (dicts, lists, strings and numpy arrays, pickled by Python 2 or 3) refers to.
+_CIFAR10_PICKLE_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("_codecs", "encode"),
+}
+
+
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    """Refuses every other global, so that a tampered pickle cannot run code (stand-ins skip the md5)."""
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in _CIFAR10_PICKLE_GLOBALS:
+            raise pickle.UnpicklingError(f"refusing {module}.{name}: not part of a CIFAR-10 batch")
+        return super().find_class(module, name)
+
+
 def read_cifar10_batch(path: Path, expected_md5: str | None) -> tuple[np.ndarray, np.ndarray]:
     """One pickle -> (images uint8 (N, 32, 32, 3), labels int64 (N,)); clear errors for bad files."""
     if not path.is_file():
@@ -88,7 +109,7 @@ def read_cifar10_batch(path: Path, expected_md5: str | None) -> tuple[np.ndarray
         )
     try:
         with path.open("rb") as handle:
-            entry = pickle.load(handle, encoding="latin1")
+            entry = _ArraysOnlyUnpickler(handle, encoding="latin1").load()
     except Exception as error:  # pickle raises EOFError, UnpicklingError, ValueError, ...
         raise DataError(
             f"CIFAR-10 file {str(path)!r} cannot be unpickled ({type(error).__name__}): it is truncated or "
@@ -168,7 +189,10 @@ def find_celeba_folder(root: Path) -> Path:
 def celeba_files(folder: Path, split: str) -> list[Path]:
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     if not files:
-        raise DataError(celeba_missing_message(folder.parent, f"the folder {str(folder)!r} holds no images"))
+        raise DataError(
+            f"the CelebA folder {str(folder)!r} holds no images (.jpg/.jpeg/.png); extract img_align_celeba.zip "
+            f"from {CELEBA_PAGE} into it (202,599 JPEGs 000001.jpg ...), then rerun"
+        )
     if split == "all":
         return files
     partition = folder.parent / "list_eval_partition.txt"

@@ -87,7 +87,13 @@ class TrainLog:
         kept: list[dict[str, str]] = []
         if resume_iteration > 0 and path.is_file():
             with path.open(newline="") as handle:
-                kept = [row for row in csv.DictReader(handle) if float(row["iteration"]) < resume_iteration]
+                rows = list(csv.DictReader(handle))
+            # A kill can cut the last line short (a buffer flushed mid-row): keep only whole rows.
+            kept = [
+                row
+                for row in rows
+                if None not in row.values() and None not in row and float(row["iteration"]) < resume_iteration
+            ]
         write_text_atomic(path, _csv_text(kept))
         self.handle = path.open("a", newline="")
         self.writer = csv.DictWriter(self.handle, fieldnames=LOG_FIELDS, extrasaction="ignore")
@@ -134,12 +140,36 @@ def resume(trainer: ImageTrainer, checkpoint_dir: Path, context: ProcessContext)
         raise ckpt.CheckpointError(
             f"no readable checkpoint at iteration {iteration} in {str(checkpoint_dir)!r}"
         )
-    trainer.load_state(state)
+    saved_key = state.get("settings_key")
+    if saved_key is not None and saved_key != settings_key(trainer.settings):
+        raise ckpt.CheckpointError(
+            f"the checkpoints in {str(checkpoint_dir)!r} belong to a run with other settings (method, "
+            "divergence, seed or images.<dataset> keys); use another --checkpoint-dir or delete that folder"
+        )
+    try:
+        trainer.load_state(state)
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:  # RuntimeError: shape mismatch
+        raise ckpt.CheckpointError(
+            f"the checkpoint of iteration {iteration} in {str(checkpoint_dir)!r} does not fit this run "
+            f"({type(error).__name__}: {str(error).splitlines()[0][:160]}); use another --checkpoint-dir "
+            "or delete that folder"
+        ) from None
     return iteration
+
+
+def settings_key(settings: TrainSettings) -> str:
+    """What a checkpoint must match to be resumed (not the length of the run or the divergence guard)."""
+    import dataclasses
+
+    values = dataclasses.asdict(settings)
+    for key in ("iterations", "energy_limit"):
+        values.pop(key)
+    return config_hash(values)
 
 
 def save_checkpoint(trainer: ImageTrainer, checkpoint_dir: Path, context: ProcessContext, keep: int) -> None:
     state = trainer.local_state()
+    state["settings_key"] = settings_key(trainer.settings)
     if context.is_main:
         state.update(trainer.shared_state())
     ckpt.save_training_state(checkpoint_dir, trainer.iteration, context.rank, state)

@@ -86,16 +86,38 @@ def hardware(inputs: ReportInputs) -> list[str]:
     return devices
 
 
+STABILITY_FACTS = {
+    "learned_mu": "learned μ",
+    "learned_sigma": "learned σ",
+    "mu_optimal": "optimal μ",
+    "sigma_optimal": "optimal σ",
+}
+
+
 def stability_rows(paths: list[Path]) -> list[dict[str, Any]]:
+    """Per divergence: the stage's own conclusion (`statement`), key numbers, and every scalar."""
     rows = []
     for path in paths:
         record = read_metrics(path)
         scalars = {
             key: value
             for key, value in record.items()
-            if isinstance(value, (int, float, str, bool)) and key not in ("config_hash", "febm_version")
+            if isinstance(value, (int, float, str, bool)) and key not in ("config_hash", "statement")
         }
-        rows.append({"name": path.stem, "values": scalars})
+        largest = record.get("max_real_eigenvalue")
+        facts = {
+            label: record[key] for key, label in STABILITY_FACTS.items() if isinstance(record.get(key), float)
+        }
+        if isinstance(largest, dict) and isinstance(largest.get("real"), float):
+            facts["largest real part of the Jacobian's eigenvalues"] = largest["real"]
+        rows.append(
+            {
+                "name": record.get("divergence", path.stem),
+                "statement": record.get("statement", ""),
+                "facts": facts,
+                "values": scalars,
+            }
+        )
     return rows
 
 

@@ -25,7 +25,12 @@ def random_inits(config: dict[str, Any]) -> list[tuple[float, float]]:
     inits = []
     for _ in range(settings["inits"]):
         u, v = torch.rand(2, generator=generator, dtype=torch.float64).tolist()
-        inits.append((mu_lo + (mu_hi - mu_lo) * u, math.exp(math.log(sigma_lo) + (math.log(sigma_hi) - math.log(sigma_lo)) * v)))
+        inits.append(
+            (
+                mu_lo + (mu_hi - mu_lo) * u,
+                math.exp(math.log(sigma_lo) + (math.log(sigma_hi) - math.log(sigma_lo)) * v),
+            )
+        )
     return inits
 
 
@@ -43,12 +48,20 @@ def run_convergence(
     finals = []
     for index, (mu0, sigma0) in enumerate(random_inits(config)):
         trainer = ToyTrainer(
-            "febm", divergence, mixture, settings, conv["seed"] + index, init=(mu0, sigma0), iterations=conv["iterations"]
+            "febm",
+            divergence,
+            mixture,
+            settings,
+            conv["seed"] + index,
+            init=(mu0, sigma0),
+            iterations=conv["iterations"],
         )
         result = trainer.run()
         writer.writerow([divergence, index, repr(mu0), repr(sigma0), 0, repr(mu0), repr(sigma0)])
         for row in result.trajectory:
-            writer.writerow([divergence, index, repr(mu0), repr(sigma0), int(row[0]), repr(row[1]), repr(row[2])])
+            writer.writerow(
+                [divergence, index, repr(mu0), repr(sigma0), int(row[0]), repr(row[1]), repr(row[2])]
+            )
         finals.append(
             {
                 "init": index,

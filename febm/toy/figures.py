@@ -19,7 +19,13 @@ from febm.toy.runs import ToyInputError, load_h, load_optimum, load_run
 from febm.toy.settings import mixture_from_config
 from febm.toy.table import BASELINE_ROWS
 
-COLOURS = {"data": "#1f77b4", "optimum": "#ff7f0e", "febm": "#d62728", "raw": "#e377c2", "corrected": "#2ca02c"}
+COLOURS = {
+    "data": "#1f77b4",
+    "optimum": "#ff7f0e",
+    "febm": "#d62728",
+    "raw": "#e377c2",
+    "corrected": "#2ca02c",
+}
 
 
 def pretty_name(divergence: str) -> str:
@@ -109,15 +115,33 @@ def figure1(config, optima, runs, out, dpi) -> list[Path]:
         mu = statistics.fmean(m["mu"] for m in seeds)
         sigma = statistics.fmean(m["sigma"] for m in seeds)
         ax.plot(x, _density(mixture.log_pdf(x)), color=COLOURS["data"], lw=1.8, label="data p")
-        ax.plot(x, _density(gaussian_log_pdf(x, optimum["mu"], optimum["sigma"])), color=COLOURS["optimum"], lw=1.8,
-                label="exact optimum")
+        ax.plot(
+            x,
+            _density(gaussian_log_pdf(x, optimum["mu"], optimum["sigma"])),
+            color=COLOURS["optimum"],
+            lw=1.8,
+            label="exact optimum",
+        )
         label = "f-EBM" if method == "febm" else {"cd": "CD", "mle": "MLE"}[method]
-        ax.plot(x, _density(gaussian_log_pdf(x, mu, sigma)), color=COLOURS["febm"], lw=1.6, ls="--",
-                label=f"{label} ({len(seeds)} seeds)")
+        ax.plot(
+            x,
+            _density(gaussian_log_pdf(x, mu, sigma)),
+            color=COLOURS["febm"],
+            lw=1.6,
+            ls="--",
+            label=f"{label} ({len(seeds)} seeds)",
+        )
         name = divergence if method == "febm" else BASELINE_ROWS[method]
         ax.set_title(pretty_name(name), fontsize=10)
-        ax.text(0.02, 0.97, f"μ* {optimum['mu']:.3f}  σ* {optimum['sigma']:.3f}\nμ̂ {mu:.3f}  σ̂ {sigma:.3f}",
-                transform=ax.transAxes, va="top", fontsize=7, family="monospace")
+        ax.text(
+            0.02,
+            0.97,
+            f"μ* {optimum['mu']:.3f}  σ* {optimum['sigma']:.3f}\nμ̂ {mu:.3f}  σ̂ {sigma:.3f}",
+            transform=ax.transAxes,
+            va="top",
+            fontsize=7,
+            family="monospace",
+        )
         ax.set_xlabel("x")
     axes[0].legend(fontsize=7, loc="upper right")
     fig.suptitle("Figure 1: Gaussian EBM fitted to the mixture with each f-divergence", y=1.01)
@@ -137,21 +161,37 @@ def figure2(config, optima, runs, out, dpi) -> list[Path]:
         h = load_h(run_dir)
         flat = _flat(h)
         generator = torch.Generator().manual_seed(settings["seed"] + metrics["seed"])
-        proposals = metrics["mu"] + metrics["sigma"] * torch.randn(settings["proposals"], generator=generator,
-                                                                    dtype=torch.float64)
+        proposals = metrics["mu"] + metrics["sigma"] * torch.randn(
+            settings["proposals"], generator=generator, dtype=torch.float64
+        )
         log_ratio = learned_log_ratio(flat, h["hidden_units"], metrics["mu"], metrics["sigma"], proposals)
         result = rejection_sample(log_ratio, proposals, generator)
         bins = torch.linspace(float(x[0]), float(x[-1]), 70).tolist()
-        ax.hist(proposals.tolist(), bins=bins, density=True, color=COLOURS["raw"], alpha=0.45, label="EBM samples")
-        ax.hist(result.accepted.tolist(), bins=bins, density=True, color=COLOURS["corrected"], alpha=0.55,
-                label="after rejection sampling")
+        ax.hist(
+            proposals.tolist(), bins=bins, density=True, color=COLOURS["raw"], alpha=0.45, label="EBM samples"
+        )
+        ax.hist(
+            result.accepted.tolist(),
+            bins=bins,
+            density=True,
+            color=COLOURS["corrected"],
+            alpha=0.55,
+            label="after rejection sampling",
+        )
         ax.plot(x, _density(mixture.log_pdf(x)), color=COLOURS["data"], lw=1.8, label="data p")
         dr = metrics.get("density_ratio", {})
         ax.set_title(pretty_name(divergence), fontsize=10)
         if dr:
-            ax.text(0.02, 0.97, f"KS {dr['model_ks']:.3f} → {dr['corrected_ks']:.3f}\n"
-                    f"accept {100 * dr['corrected_acceptance_rate']:.1f}%", transform=ax.transAxes, va="top",
-                    fontsize=7, family="monospace")
+            ax.text(
+                0.02,
+                0.97,
+                f"KS {dr['model_ks']:.3f} → {dr['corrected_ks']:.3f}\n"
+                f"accept {100 * dr['corrected_acceptance_rate']:.1f}%",
+                transform=ax.transAxes,
+                va="top",
+                fontsize=7,
+                family="monospace",
+            )
         ax.set_xlabel("x")
     axes[0].legend(fontsize=7, loc="upper right")
     fig.suptitle("Figure 2: bias correction by rejection sampling with the learned density ratio", y=1.01)
@@ -169,8 +209,15 @@ def figure3(config, optima, runs, out, dpi) -> list[Path]:
         for index, (run_dir, metrics) in enumerate(runs[("febm", divergence)]):
             h = load_h(run_dir)
             learned = learned_log_ratio(_flat(h), h["hidden_units"], metrics["mu"], metrics["sigma"], x)
-            ax.plot(x, learned.tolist(), color=COLOURS["febm"], lw=1.0, ls="--", alpha=0.6,
-                    label="learned H + E (each seed)" if index == 0 else None)
+            ax.plot(
+                x,
+                learned.tolist(),
+                color=COLOURS["febm"],
+                lw=1.0,
+                ls="--",
+                alpha=0.6,
+                label="learned H + E (each seed)" if index == 0 else None,
+            )
         run_dir, metrics = runs[("febm", divergence)][0]
         exact = exact_log_ratio(mixture, metrics["mu"], metrics["sigma"], x)
         ax.plot(x, exact.tolist(), color="black", lw=1.4, label="exact log p/q")
@@ -215,7 +262,9 @@ def figure4(config, optima, runs, convergence_paths, out, dpi) -> list[Path]:
     for path in convergence_paths:
         for row in read_convergence(path):
             trajectories[row["divergence"]].append(row)
-    divergences = [d for d in optima if d in trajectories] + sorted(d for d in trajectories if d not in optima)
+    divergences = [d for d in optima if d in trajectories] + sorted(
+        d for d in trajectories if d not in optima
+    )
     fig, axes = _panels(plt, len(divergences), width=3.4, height=3.0)
     conv = config["toy"]["convergence"]
     for ax, divergence in zip(axes, divergences, strict=True):
@@ -229,22 +278,42 @@ def figure4(config, optima, runs, convergence_paths, out, dpi) -> list[Path]:
         if finite.numel():
             floor = float(finite.min())
             shifted = (surface - floor + 1e-3).clamp(min=1e-3)
-            levels = torch.logspace(-3, math.log10(float(shifted[torch.isfinite(shifted)].max())), 16).tolist()
-            ax.contourf(mus, sigmas, shifted.numpy(), levels=levels, norm=mcolors.LogNorm(), cmap="viridis",
-                        alpha=0.85)
+            levels = torch.logspace(
+                -3, math.log10(float(shifted[torch.isfinite(shifted)].max())), 16
+            ).tolist()
+            ax.contourf(
+                mus,
+                sigmas,
+                shifted.numpy(),
+                levels=levels,
+                norm=mcolors.LogNorm(),
+                cmap="viridis",
+                alpha=0.85,
+            )
         for index in sorted({r["init"] for r in rows}):
             path = sorted((r for r in rows if r["init"] == index), key=lambda r: r["step"])
             ax.plot([r["mu"] for r in path], [r["sigma"] for r in path], color="white", lw=1.0)
             ax.plot(path[0]["mu"], path[0]["sigma"], "o", color="white", ms=3.5, mec="black", mew=0.5)
             ax.plot(path[-1]["mu"], path[-1]["sigma"], "x", color="#d62728", ms=5)
         if divergence in optima:
-            ax.plot(optima[divergence]["mu"], optima[divergence]["sigma"], "*", color="#ff7f0e", ms=11, mec="black",
-                    mew=0.6)
+            ax.plot(
+                optima[divergence]["mu"],
+                optima[divergence]["sigma"],
+                "*",
+                color="#ff7f0e",
+                ms=11,
+                mec="black",
+                mew=0.6,
+            )
         ax.set_xlabel("μ")
         ax.set_ylabel("σ")
         ax.set_title(pretty_name(divergence), fontsize=10)
-    fig.suptitle("Figure 4: f-EBM trajectories of (μ, σ) from random starts (○) to the end (×); "
-                 "★ exact optimum; colour: D_f(p‖q) above its minimum (log scale)", y=1.01, fontsize=10)
+    fig.suptitle(
+        "Figure 4: f-EBM trajectories of (μ, σ) from random starts (○) to the end (×); "
+        "★ exact optimum; colour: D_f(p‖q) above its minimum (log scale)",
+        y=1.01,
+        fontsize=10,
+    )
     return _save(fig, out, dpi)
 
 
@@ -269,5 +338,7 @@ def make_figure(
     if number == 4:
         return figure4(config, optima, runs, convergence_paths or [], out, dpi)
     if not any(m == "febm" for m, _ in runs):
-        raise ToyInputError("no f-EBM runs among --runs; pass results/toy/runs/febm/<divergence>/seed<S> folders")
+        raise ToyInputError(
+            "no f-EBM runs among --runs; pass results/toy/runs/febm/<divergence>/seed<S> folders"
+        )
     return {1: figure1, 2: figure2, 3: figure3}[number](config, optima, runs, out, dpi)

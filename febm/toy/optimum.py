@@ -11,6 +11,7 @@ off to sigma -> 0, sigma -> inf or |mu| -> inf, has no optimum: :class:`NoOptimu
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -22,9 +23,10 @@ from febm.divergences import Divergence, get_divergence
 from febm.errors import FebmError
 from febm.quadrature import GaussianMixture, gaussian_log_pdf, simpson_grid
 
-# Quadrature: both densities are covered to this many standard deviations, with this many nodes.
+# Quadrature: every density component is covered to this many standard deviations, with this many
+# Simpson nodes per standard deviation (see quadrature_grid).
 COVER_STDS = 14.0
-GRID_NODES = 20001
+RESOLUTION = 40
 # Relative size of the integrand at the grid ends above which the integral is declared divergent:
 # for Gaussian-tailed densities a convergent integrand is ~exp(-COVER_STDS^2 / 2) there.
 TAIL_TOLERANCE = 1e-12
@@ -58,11 +60,29 @@ class GaussianOptimum:
 
 
 def quadrature_grid(
-    mixture: GaussianMixture, mu: float, sigma: float, nodes: int = GRID_NODES, cover: float = COVER_STDS
+    mixture: GaussianMixture, mu: float, sigma: float, resolution: int = RESOLUTION, cover: float = COVER_STDS
 ) -> tuple[Tensor, Tensor]:
-    """Simpson nodes and weights covering the data and N(mu, sigma^2) to ``cover`` standard deviations."""
-    lo, hi = mixture.support(cover)
-    return simpson_grid(min(lo, mu - cover * sigma), max(hi, mu + cover * sigma), nodes)
+    """Piecewise-Simpson nodes and weights for integrals against the data and N(mu, sigma^2).
+
+    Each density component (the mixture's and q's) is covered to ``cover`` standard deviations; every
+    piece of the union gets a uniform Simpson grid with ``resolution`` nodes per standard deviation of
+    the narrowest component over it, so a narrow q (sigma -> 0) is resolved as well as a wide one.
+    Outside the union both densities are below exp(-cover^2 / 2) and the integrand is dropped.
+    """
+    components = [*zip(mixture.means, mixture.stds, strict=True), (mu, sigma)]
+    intervals = [(m - cover * s, m + cover * s, s) for m, s in components]
+    points = sorted({edge for lo, hi, _ in intervals for edge in (lo, hi)})
+    nodes, weights = [], []
+    for a, b in itertools.pairwise(points):
+        middle = 0.5 * (a + b)
+        scales = [s for lo, hi, s in intervals if lo <= middle <= hi]
+        if not scales or b <= a:
+            continue
+        count = max(2, math.ceil((b - a) * resolution / min(scales)))
+        x, w = simpson_grid(a, b, count + 1 + (count % 2))
+        nodes.append(x)
+        weights.append(w)
+    return torch.cat(nodes), torch.cat(weights)
 
 
 def divergence_integrand(divergence: Divergence, log_p: Tensor, log_q: Tensor) -> Tensor:
@@ -78,7 +98,7 @@ def gaussian_divergence(
     mixture: GaussianMixture,
     mu: Tensor | float,
     sigma: Tensor | float,
-    nodes: int = GRID_NODES,
+    resolution: int = RESOLUTION,
     cover: float = COVER_STDS,
 ) -> Tensor:
     """D_f(p || N(mu, sigma^2)) by quadrature, differentiable in (mu, sigma); +inf when it diverges.
@@ -89,7 +109,7 @@ def gaussian_divergence(
     """
     mu_t = torch.as_tensor(mu, dtype=torch.float64)
     sigma_t = torch.as_tensor(sigma, dtype=torch.float64)
-    x, w = quadrature_grid(mixture, float(mu_t.detach()), float(sigma_t.detach()), nodes, cover)
+    x, w = quadrature_grid(mixture, float(mu_t.detach()), float(sigma_t.detach()), resolution, cover)
     integrand = divergence_integrand(divergence, mixture.log_pdf(x), gaussian_log_pdf(x, mu_t, sigma_t))
     value = (integrand * w).sum()
     total = float(value.detach())
@@ -99,30 +119,36 @@ def gaussian_divergence(
     return value
 
 
-def _objective(divergence, mixture, nodes, cover):
+def _objective(divergence, mixture, resolution, cover):
     def value(params: Tensor) -> Tensor:
-        return gaussian_divergence(divergence, mixture, params[0], torch.exp(params[1]), nodes, cover)
+        return gaussian_divergence(divergence, mixture, params[0], torch.exp(params[1]), resolution, cover)
 
     return value
 
 
-def _scan_start(divergence: Divergence, mixture: GaussianMixture, sigma_bounds) -> tuple[float, float]:
-    """Best point of a coarse (mu, sigma) scan: Newton needs a start inside the finite region."""
+def _scan_starts(divergence: Divergence, mixture: GaussianMixture, sigma_bounds, keep: int = 3):
+    """The ``keep`` best points of a coarse (mu, log sigma) scan: Newton starts inside the finite region.
+
+    Several starts because mode-seeking divergences have local minima (reverse KL has one at the
+    narrow component); the best Newton result wins.
+    """
     lo, hi = mixture.support(3.0)
-    best, best_value = None, math.inf
-    for mu in torch.linspace(lo, hi, 15).tolist():
-        for log_sigma in torch.linspace(math.log(sigma_bounds[0] * 10), math.log(sigma_bounds[1] / 10), 15).tolist():
-            value = float(gaussian_divergence(divergence, mixture, mu, math.exp(log_sigma), nodes=2001))
-            if value < best_value:
-                best, best_value = (mu, log_sigma), value
-    if best is None:
+    scored = []
+    log_lo, log_hi = math.log(sigma_bounds[0] * 10), math.log(sigma_bounds[1] / 10)
+    for mu in torch.linspace(lo, hi, 17).tolist():
+        for log_sigma in torch.linspace(log_lo, log_hi, 17).tolist():
+            value = float(gaussian_divergence(divergence, mixture, mu, math.exp(log_sigma), resolution=8))
+            if math.isfinite(value):
+                scored.append((value, mu, log_sigma))
+    if not scored:
         raise NoOptimumError(
             f"D_f(p||q) for {divergence.name!r} is infinite (or overflows float64) for every Gaussian "
             f"q = N(mu, sigma^2) tried (mu in [{lo:.3g}, {hi:.3g}], sigma in "
-            f"[{sigma_bounds[0] * 10:.3g}, {sigma_bounds[1] / 10:.3g}]), so it has no minimiser; "
+            f"[{math.exp(log_lo):.3g}, {math.exp(log_hi):.3g}]), so it has no minimiser; "
             "pick another divergence or mixture"
         )
-    return best
+    scored.sort()
+    return [(mu, log_sigma) for _, mu, log_sigma in scored[:keep]]
 
 
 def sigma_bounds_for(mixture: GaussianMixture) -> tuple[float, float]:
@@ -210,18 +236,30 @@ def find_optimum(divergence_name: str, mixture: GaussianMixture) -> GaussianOpti
     bounds = sigma_bounds_for(mixture)
     lo, hi = mixture.support(1.0)
     mu_bound = 1e3 * max(1.0, abs(lo), abs(hi))
-    start = _scan_start(divergence, mixture, bounds)
-    # Newton on a coarse grid first (cheap iterations), then polished on the full grid.
-    mu, sigma, _, coarse_iterations, _ = minimise_over_gaussians(
-        _objective(divergence, mixture, 4001, COVER_STDS), start, divergence.name, bounds, mu_bound
+    # Newton from each scan start on a coarse grid (cheap iterations); the best is polished on the full grid.
+    coarse = [
+        minimise_over_gaussians(
+            _objective(divergence, mixture, RESOLUTION // 4, COVER_STDS),
+            start,
+            divergence.name,
+            bounds,
+            mu_bound,
+        )
+        for start in _scan_starts(divergence, mixture, bounds)
+    ]
+    mu, sigma, _, coarse_iterations, _ = min(coarse, key=lambda result: result[2])
+    best = minimise_over_gaussians(
+        _objective(divergence, mixture, RESOLUTION, COVER_STDS),
+        (mu, math.log(sigma)),
+        divergence.name,
+        bounds,
+        mu_bound,
     )
-    mu, sigma, value, iterations, gradient_norm = minimise_over_gaussians(
-        _objective(divergence, mixture, GRID_NODES, COVER_STDS), (mu, math.log(sigma)), divergence.name, bounds, mu_bound
-    )
-    iterations += coarse_iterations
+    best = (*best[:3], best[3] + coarse_iterations, best[4])
+    mu, sigma, value, iterations, gradient_norm = best
     # Re-solve on a grid with twice the nodes and a wider cover: the change bounds the quadrature error.
     mu_fine, sigma_fine, _, _, _ = minimise_over_gaussians(
-        _objective(divergence, mixture, 2 * GRID_NODES - 1, COVER_STDS + 4.0),
+        _objective(divergence, mixture, 2 * RESOLUTION, COVER_STDS + 4.0),
         (mu, math.log(sigma)),
         divergence.name,
         bounds,

@@ -52,7 +52,9 @@ def read_json(path: str | Path, what: str) -> dict[str, Any]:
     try:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
-        raise ToyInputError(f"{what} {str(path)!r} does not exist; run the stage that writes it first") from None
+        raise ToyInputError(
+            f"{what} {str(path)!r} does not exist; run the stage that writes it first"
+        ) from None
     except json.JSONDecodeError as error:
         raise ToyInputError(f"{what} {str(path)!r} is not valid JSON ({error}); re-run its stage") from None
 
@@ -124,7 +126,9 @@ def run_training(
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=trainer.iterations, desc=f"{method} {divergence} seed {seed}", file=sys.stderr, leave=False)
+        bar = tqdm(
+            total=trainer.iterations, desc=f"{method} {divergence} seed {seed}", file=sys.stderr, leave=False
+        )
 
     def tick(step: int) -> None:
         if bar is not None:
@@ -173,7 +177,13 @@ def run_training(
         h_file["state_dict"] = flat_to_state_dict(result.h_flat, settings.hidden_units)
         dr = config["toy"]["density_ratio"]
         metrics["density_ratio"] = density_ratio_report(
-            mixture, result.h_flat, settings.hidden_units, result.mu, result.sigma, dr["proposals"], dr["seed"] + seed
+            mixture,
+            result.h_flat,
+            settings.hidden_units,
+            result.mu,
+            result.sigma,
+            dr["proposals"],
+            dr["seed"] + seed,
         )
     save_torch_atomic(out_dir / "h.pt", h_file)
     write_text_atomic(out_dir / "trajectory.csv", trajectory_csv(result.trajectory))
@@ -186,7 +196,9 @@ def load_h(run_dir: str | Path) -> dict[str, Any]:
     try:
         return torch.load(path, weights_only=True)
     except FileNotFoundError:
-        raise ToyInputError(f"{str(path)!r} does not exist; run `febm toy-train` for that run first") from None
+        raise ToyInputError(
+            f"{str(path)!r} does not exist; run `febm toy-train` for that run first"
+        ) from None
 
 
 def load_run(run_dir: str | Path) -> dict[str, Any]:
@@ -206,7 +218,11 @@ def _finite_json(value: Any) -> Any:
 
 # ---- Theorem 5 -------------------------------------------------------------------------------------------
 def run_stability(
-    config: dict[str, Any], divergence: str, optimum_path: str | Path, run_dirs: list[str | Path], out: str | Path
+    config: dict[str, Any],
+    divergence: str,
+    optimum_path: str | Path,
+    run_dirs: list[str | Path],
+    out: str | Path,
 ) -> dict[str, Any]:
     """Jacobian spectrum of the Eq. 19 field at the learned equilibrium of the lowest-seed f-EBM run."""
     from febm.divergences import get_divergence

@@ -78,7 +78,12 @@ class QuadratureField:
 
 
 def _unflatten(omega: Tensor, hidden: int) -> dict[str, Tensor]:
-    sizes = [("0.weight", (hidden, 1)), ("0.bias", (hidden,)), ("2.weight", (hidden, hidden)), ("2.bias", (hidden,))]
+    sizes = [
+        ("0.weight", (hidden, 1)),
+        ("0.bias", (hidden,)),
+        ("2.weight", (hidden, hidden)),
+        ("2.bias", (hidden,)),
+    ]
     sizes += [("4.weight", (1, hidden)), ("4.bias", (1,))]
     out, offset = {}, 0
     for name, shape in sizes:
@@ -153,7 +158,11 @@ def stability_report(
         "eigenvalues_top10": [[float(z.real), float(z.imag)] for z in eigenvalues[:10]],
         "eigenvalues_positive_real_part": int((eigenvalues.real > 0).sum()),
         "theta_modes": [
-            {"real": float(eigenvalues[i].real), "imag": float(eigenvalues[i].imag), "theta_share": float(theta_share[i])}
+            {
+                "real": float(eigenvalues[i].real),
+                "imag": float(eigenvalues[i].imag),
+                "theta_share": float(theta_share[i]),
+            }
             for i in theta_modes.tolist()
         ],
         "reduced_theta_jacobian": [[float(v) for v in row] for row in reduced.tolist()],

@@ -65,7 +65,9 @@ def run_study(config: dict[str, Any], out: str | Path, jobs: int | None = None) 
     divergences, seeds = list(toy["divergences"]), list(toy["seeds"])
     optimum_divergences = divergences + ([] if "kl" in divergences else ["kl"])
     optimum_path = {d: out / "toy" / "optimum" / f"{d}.json" for d in optimum_divergences}
-    runs = [("febm", d, s) for d in divergences for s in seeds] + [(m, "kl", s) for m in BASELINES for s in seeds]
+    runs = [("febm", d, s) for d in divergences for s in seeds] + [
+        (m, "kl", s) for m in BASELINES for s in seeds
+    ]
     run_dir = {key: out / "toy" / "runs" / key[0] / key[1] / f"seed{key[2]}" for key in runs}
     convergence_path = {d: out / "toy" / "convergence" / f"{d}.csv" for d in divergences}
     stability_path = {d: out / "toy" / "stability" / f"{d}.json" for d in divergences}
@@ -80,7 +82,9 @@ def run_study(config: dict[str, Any], out: str | Path, jobs: int | None = None) 
         # Longest tasks first keeps both workers busy to the end.
         pending: dict[Any, Future] = {}
         for d in divergences:
-            pending[("convergence", d)] = pool.submit(_convergence, config, d, optimum_path[d], convergence_path[d])
+            pending[("convergence", d)] = pool.submit(
+                _convergence, config, d, optimum_path[d], convergence_path[d]
+            )
         for key in runs:
             method, d, s = key
             pending[key] = pool.submit(_train, config, method, d, s, optimum_path[d], run_dir[key])
@@ -88,14 +92,23 @@ def run_study(config: dict[str, Any], out: str | Path, jobs: int | None = None) 
         for d in divergences:
             _wait([pending[("febm", d, s)] for s in seeds], f"f-EBM runs on {d}")
             dirs = [run_dir[("febm", d, s)] for s in seeds]
-            stability_jobs.append(pool.submit(_stability, config, d, optimum_path[d], dirs, stability_path[d]))
+            stability_jobs.append(
+                pool.submit(_stability, config, d, optimum_path[d], dirs, stability_path[d])
+            )
         metrics = {key: pending[key].result() for key in runs}
         _wait([pending[("convergence", d)] for d in divergences], "convergence")
         optima_list = [optimum_path[d] for d in optimum_divergences]
         dirs = [run_dir[key] for key in runs]
         figures = [
-            pool.submit(_figure, n, config, optima_list, dirs, figure_paths[n],
-                        list(convergence_path.values()) if n == 4 else None)
+            pool.submit(
+                _figure,
+                n,
+                config,
+                optima_list,
+                dirs,
+                figure_paths[n],
+                list(convergence_path.values()) if n == 4 else None,
+            )
             for n in (1, 2, 3, 4)
         ]
         write_table5(build_table5(optima_list, dirs, PAPER_RESULTS), table_path)
@@ -104,15 +117,22 @@ def run_study(config: dict[str, Any], out: str | Path, jobs: int | None = None) 
     summary = _summary(metrics, divergences, seeds)
     paths = {
         "table5": str(table_path),
-        "figures": [str(p) for n in (1, 2, 3, 4) for p in (figure_paths[n], figure_paths[n].with_suffix(".pdf"))],
+        "figures": [
+            str(p) for n in (1, 2, 3, 4) for p in (figure_paths[n], figure_paths[n].with_suffix(".pdf"))
+        ],
         "optima": [str(p) for p in optimum_path.values()],
         "runs": str(out / "toy" / "runs"),
         "convergence": [str(p) for p in convergence_path.values()],
         "stability": [str(p) for p in stability_path.values()],
     }
-    result = {"wall_seconds": wall, "jobs": jobs, "paths": paths, "accuracy": summary,
-              "peak_rss_mb_main": peak_rss_mb(),
-              "peak_rss_mb_runs": max(m["peak_rss_mb"] for m in metrics.values())}
+    result = {
+        "wall_seconds": wall,
+        "jobs": jobs,
+        "paths": paths,
+        "accuracy": summary,
+        "peak_rss_mb_main": peak_rss_mb(),
+        "peak_rss_mb_runs": max(m["peak_rss_mb"] for m in metrics.values()),
+    }
     write_json_atomic(out / "toy" / "study_summary.json", result)
     return result
 

@@ -38,7 +38,9 @@ def read_paper_table5(path: str | Path) -> dict[tuple[str, str, str], float]:
         with open(path, newline="") as handle:
             rows = list(csv.DictReader(handle))
     except FileNotFoundError:
-        raise ToyInputError(f"paper results {str(path)!r} do not exist; pass febm/data/reported_results.csv") from None
+        raise ToyInputError(
+            f"paper results {str(path)!r} do not exist; pass febm/data/reported_results.csv"
+        ) from None
     return {
         (row["method"], row["divergence"], row["metric"]): float(row["value"])
         for row in rows
@@ -69,7 +71,9 @@ def build_table5(
     keys = [("febm", d) for d in order] + [(m, "kl") for m in BASELINE_ROWS if (m, "kl") in runs]
     for method, divergence in keys:
         if divergence not in optima:
-            raise ToyInputError(f"no optimum file for {divergence!r} among --optima; add results/toy/optimum/{divergence}.json")
+            raise ToyInputError(
+                f"no optimum file for {divergence!r} among --optima; add results/toy/optimum/{divergence}.json"
+            )
         optimum, seeds = optima[divergence], runs[(method, divergence)]
         mus, sigmas = [r["mu"] for r in seeds], [r["sigma"] for r in seeds]
         paper_method = PAPER_METHOD.get(method)

@@ -37,7 +37,9 @@ def resolve(node: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any
     return merged
 
 
-def leaf_keys(node: Mapping[str, Any], schema: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, dict]]:
+def leaf_keys(
+    node: Mapping[str, Any], schema: Mapping[str, Any], prefix: str = ""
+) -> Iterator[tuple[str, dict]]:
     """(dotted key, resolved schema) of every setting, depth first in schema order."""
     for name, child in node.get("properties", {}).items():
         child = resolve(child, schema)
@@ -74,7 +76,9 @@ def describe(node: Mapping[str, Any]) -> str:
 
 def render() -> str:
     schema = yaml.safe_load(SCHEMA.read_text())
-    overlays = {name: yaml.safe_load((REPO / "config" / f"{name}.yaml").read_text()) or {} for name in PRESETS}
+    overlays = {
+        name: yaml.safe_load((REPO / "config" / f"{name}.yaml").read_text()) or {} for name in PRESETS
+    }
     lines = [
         BEGIN,
         "",
@@ -107,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     text = updated_readme()
     if args.check:
         if text != README.read_text():
-            print("config/README.md is out of date: run python workflow/scripts/config_docs.py", file=sys.stderr)
+            print(
+                "config/README.md is out of date: run python workflow/scripts/config_docs.py", file=sys.stderr
+            )
             return 1
         return 0
     README.write_text(text)

@@ -1,0 +1,131 @@
+"""Short 1-D training runs: convergence on a single Gaussian, CD vs KL f-EBM, resume, NaN, engines."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from febm.objectives import NonFiniteLossError
+from febm.quadrature import GaussianMixture
+from febm.toy.density import density_ratio_report
+from febm.toy.settings import TrainSettings, default_config
+from febm.toy.train import CHECKPOINT_NAME, ToyTrainer, ToyTrainingError
+
+SINGLE = GaussianMixture([1.0], [0.5], [1.2])
+
+
+def settings(**overrides) -> TrainSettings:
+    return TrainSettings.from_config(default_config(), **overrides)
+
+
+@pytest.fixture(scope="module")
+def kl_runs():
+    """f-EBM (KL) and CD on the paper's mixture from the same start: both should approach moment matching."""
+    mixture = GaussianMixture.paper()
+    short = settings(iterations=1200, h_warmup_iterations=150, init_mu=0.8, init_sigma=1.6)
+    febm = ToyTrainer("febm", "kl", mixture, short, seed=0)
+    cd = ToyTrainer("cd", "kl", mixture, short, seed=0)
+    return mixture, febm, febm.run(), cd.run()
+
+
+def test_short_febm_run_recovers_a_single_gaussian():
+    # p is itself Gaussian, so every divergence's optimum is p: f-EBM must land on (0.5, 1.2).
+    run = ToyTrainer("febm", "jensen_shannon", SINGLE, settings(iterations=1200, h_warmup_iterations=150), 0).run()
+    assert run.mu == pytest.approx(0.5, abs=0.04)
+    assert run.sigma == pytest.approx(1.2, abs=0.04)
+
+
+def test_kl_febm_and_contrastive_divergence_agree(kl_runs):
+    mixture, _, febm, cd = kl_runs
+    # Both estimate the KL optimum (moment matching: mu 1.01, sigma 1.83); they agree with each other
+    # and with it to within the Monte-Carlo noise of 1200 short steps.
+    assert abs(febm.mu - cd.mu) < 0.05 and abs(febm.sigma - cd.sigma) < 0.05
+    assert abs(cd.mu - mixture.mean) < 0.05 and abs(cd.sigma - mixture.std) < 0.05
+
+
+def test_rejection_sampling_with_the_learned_ratio_moves_samples_towards_the_data(kl_runs):
+    mixture, trainer, febm, _ = kl_runs
+    report = density_ratio_report(mixture, febm.h_flat, 64, febm.mu, febm.sigma, proposals=20000, seed=0)
+    # The Gaussian fit misses the narrow component; re-weighting by exp(H + E) must bring it back.
+    assert report["corrected_ks"] < 0.7 * report["model_ks"]
+    assert report["corrected_w1"] < report["model_w1"]
+    assert 0 < report["corrected_acceptance_rate"] < 1
+
+
+def test_resumed_run_is_bit_identical(tmp_path):
+    mixture = GaussianMixture.paper()
+    config = settings(iterations=60, h_warmup_iterations=10, warmup_iterations=5, checkpoint_every=20, log_every=5)
+    straight = ToyTrainer("febm", "reverse_kl", mixture, config, seed=3).run()
+
+    checkpoint = tmp_path / CHECKPOINT_NAME
+    first = ToyTrainer("febm", "reverse_kl", mixture, config, seed=3)
+    for _ in range(40):  # as if killed after the checkpoint at step 40
+        first.train_step()
+        if first.step % config.checkpoint_every == 0:
+            from febm.io import save_torch_atomic
+
+            save_torch_atomic(checkpoint, first.state(0.0))
+    resumed_trainer = ToyTrainer("febm", "reverse_kl", mixture, config, seed=3)
+    resumed = resumed_trainer.run(checkpoint)
+    assert resumed.resumed_from == 40
+    assert resumed.trajectory == straight.trajectory
+    assert torch.equal(resumed.h_flat, straight.h_flat)
+    assert (resumed.mu, resumed.sigma) == (straight.mu, straight.sigma)
+
+
+def test_checkpoint_of_another_run_is_refused(tmp_path):
+    mixture = GaussianMixture.paper()
+    config = settings(iterations=10, h_warmup_iterations=0, checkpoint_every=5)
+    ToyTrainer("febm", "kl", mixture, config, seed=0).run(tmp_path / CHECKPOINT_NAME)
+    with pytest.raises(ToyTrainingError, match="different run"):
+        ToyTrainer("febm", "kl", mixture, config, seed=1).run(tmp_path / CHECKPOINT_NAME)
+
+
+def test_nan_loss_stops_with_step_and_term(monkeypatch):
+    mixture = GaussianMixture.paper()
+    trainer = ToyTrainer("febm", "kl", mixture, settings(iterations=20, h_warmup_iterations=0), seed=0)
+    original = trainer.sample_model
+
+    def poisoned() -> torch.Tensor:
+        samples = original()
+        if trainer.step == 7:
+            samples[3] = float("nan")
+        return samples
+
+    monkeypatch.setattr(trainer, "sample_model", poisoned)
+    with pytest.raises(NonFiniteLossError, match=r"loss term '\w+' is nan at step 7"):
+        trainer.run()
+
+
+@pytest.mark.parametrize("updates", ["alternating", "simultaneous"])
+def test_fast_and_autograd_engines_take_the_same_steps(updates):
+    mixture = GaussianMixture.paper()
+    common = {"iterations": 25, "h_warmup_iterations": 5, "warmup_iterations": 3, "log_every": 1, "updates": updates}
+    fast = ToyTrainer("febm", "pearson_x2", mixture, settings(engine="fast", **common), seed=2).run()
+    plain = ToyTrainer("febm", "pearson_x2", mixture, settings(engine="autograd", **common), seed=2).run()
+    torch.testing.assert_close(
+        torch.tensor(fast.trajectory)[:, 1:3], torch.tensor(plain.trajectory)[:, 1:3], rtol=0, atol=2e-5
+    )
+    torch.testing.assert_close(fast.h_flat, plain.h_flat, rtol=0, atol=2e-5)
+
+
+def test_langevin_sampler_option_runs_and_moves_towards_the_data():
+    config = settings(iterations=300, h_warmup_iterations=50, sampler="langevin", init_mu=0.0, init_sigma=1.0)
+    run = ToyTrainer("febm", "kl", SINGLE, config, seed=0).run()
+    assert abs(run.mu - 0.5) < 0.25 and abs(run.sigma - 1.2) < 0.25
+
+
+def test_unknown_method_and_baseline_divergence_are_rejected():
+    mixture = GaussianMixture.paper()
+    with pytest.raises(ToyTrainingError, match="unknown method"):
+        ToyTrainer("gan", "kl", mixture, settings(), seed=0)
+    with pytest.raises(ToyTrainingError, match="minimises KL"):
+        ToyTrainer("cd", "jensen_shannon", mixture, settings(), seed=0)
+
+
+def test_settings_come_from_the_schema():
+    defaults = default_config()["toy"]["train"]
+    assert dataclasses.asdict(settings()) == {k: defaults[k] for k in dataclasses.asdict(settings())}
+    assert defaults["batch_size"] == 1000 and defaults["model_batch_size"] == 1000 and defaults["hidden_units"] == 64
