@@ -46,7 +46,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         with path.open() as handle:
             data = yaml.safe_load(handle)
     except FileNotFoundError:
-        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+        raise ConfigError(
+            f"config file {str(path)!r} does not exist; check the path (the shipped ones are config/*.yaml)"
+        ) from None
     except yaml.YAMLError as error:
         raise ConfigError(f"config file {str(path)!r} is not valid YAML: {error}") from None
     if data is None:

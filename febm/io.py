@@ -160,7 +160,7 @@ def load_checkpoint(path: str | Path, what: str = "checkpoint") -> tuple[Any, Pa
         try:
             state = torch.load(candidate, map_location="cpu", weights_only=True)
         except Exception as error:  # torch raises many types for a truncated or foreign file
-            detail = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
+            detail = str(error).splitlines()[0][:100] if str(error) else type(error).__name__
             damaged.append(f"{candidate} ({detail})")
             print(
                 f"febm: warning: {what} {str(candidate)!r} is unreadable ({detail}); trying an older one",

@@ -10,7 +10,9 @@ A *fault* is a dict (JSON-able, so it can travel in an environment variable):
 * ``{"kind": "kill_before_rename", "nth": K}``: SIGKILL after the K-th checkpoint's temporary file is
   complete and fsynced, before the rename that publishes it;
 * ``{"kind": "kill_after_rename", "nth": K}``: SIGKILL right after that rename (before anything else,
-  e.g. before older image checkpoints are pruned).
+  e.g. before older image checkpoints are pruned);
+* ``{"kind": "pause_after_write", "name": NAME, "marker": PATH}``: pause (as above) right after a file
+  called NAME is renamed into place, e.g. once a job's last output exists.
 
 Optional keys: ``events`` (a JSON-lines file: where each process records the step it started from and
 the step it was killed at, for the work-lost measurement), ``once`` (a marker file: the fault fires only
@@ -42,7 +44,7 @@ from typing import Any, ClassVar
 
 CHECKPOINT_NAME = re.compile(r"^(checkpoint(\.prev)?\.pt|state_\d{8}_rank\d+\.pt)$")
 STEP_FAULTS = {"kill_at_step", "pause_at_step"}
-WRITE_FAULTS = {"kill_mid_write", "kill_before_rename", "kill_after_rename"}
+WRITE_FAULTS = {"kill_mid_write", "kill_before_rename", "kill_after_rename", "pause_after_write"}
 
 
 class _State:
@@ -91,11 +93,19 @@ def _after_step(step_before: int, step_after: int) -> None:
         return
     if fault["kind"] == "kill_at_step":
         _fire(f"after step {step_after}")
-    marker = Path(fault["marker"])
-    _record("pause", step=step_after)
+    _pause(f"after step {step_after}")
+
+
+def _pause(point: str) -> None:
+    """Announce this pid in the fault's marker file and wait to be killed from outside."""
+    fault = _State.fault
+    _record("pause", step=_State.last_step, point=point)
     if fault.get("once"):
         Path(fault["once"]).write_text(str(os.getpid()))
-    marker.write_text(str(os.getpid()))
+    marker = Path(fault["marker"])
+    partial = marker.with_name(marker.name + ".partial")
+    partial.write_text(str(os.getpid()))
+    os.rename(partial, marker)  # the watcher never reads a half-written pid
     time.sleep(600)
 
 
@@ -152,6 +162,8 @@ def _wrap_writes() -> None:
         result = original_replace(src, dst, *args, **kwargs)
         if firing and kind == "kill_after_rename":
             _fire(f"after rename of {Path(dst).name}")
+        if kind == "pause_after_write" and Path(dst).name == _State.fault["name"] and _armed():
+            _pause(f"after writing {Path(dst).name}")
         return result
 
     febm.io.write_bytes_atomic = write_bytes_atomic

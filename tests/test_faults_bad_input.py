@@ -311,7 +311,7 @@ CASES = [
     Case("config key typo", lambda w: toy_optimum(w, w.config(TOY, {"toy": {"train": {"iteratons": 5}}})),
          r"toy\.train: .*'iteratons' was unexpected", r"correct its spelling"),
     Case("config file missing", lambda w: toy_optimum(w, str(w.root / "nope.yaml")),
-         r"config file '.*nope\.yaml' does not exist", r"does not exist"),
+         r"config file '.*nope\.yaml' does not exist", r"check the path"),
     Case("missing dataset (prepared file)", lambda w: train_images(w, w.config(IMAGES), data=str(w.root / "cifar10.npz")),
          r"prepared data '.*cifar10\.npz' does not exist", r"make it with `febm prepare-data"),
     Case("missing dataset (raw files)",
@@ -339,7 +339,7 @@ CASES = [
     Case("divergence that yields NaN/inf", lambda w: toy_train_with(
              w, w.config(TOY, {"toy": {"train": {"init_sigma": 0.02, "conjugate_cap": None, "exp_clamp": None}}}),
              "pearson_x2"),
-         r"pearson_x2, seed 0: loss term '\w+' is (nan|inf) at step \d+", r"lower the learning rate, enable exp_clamp"),
+         r"pearson_x2.*\b(nan|inf|not finite|invalid)\b.* at step \d+", r"\blower (the learning rate|toy\.train)"),
     Case("full disk on a 1-D checkpoint write", _disk_full_toy,
          r"cannot write '.*checkpoint\.pt': No space left on device", r"free disk space"),
     Case("full disk on an image checkpoint write", _disk_full_images,

@@ -208,6 +208,9 @@ def test_toy_training_survives_sigkill_anywhere_and_ends_bit_identical(zygote, t
     )
     assert temporaries(run) == []  # every temporary file of a killed writer was cleaned up
     assert (run / "checkpoint.pt.damaged").is_file()  # set aside, not rotated over the good copy
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert (run / "metrics.json").stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's owner-only 0600
 
     # A config edit (Snakemake reruns the job, the undeclared checkpoint stays): the finished checkpoint of
     # the old settings must not be passed off as the new result.

@@ -46,6 +46,27 @@ def _snakemake(workdir: Path, config: Path, *args: str) -> list[str]:
     return [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(config), "--cores", "1", *args]
 
 
+def kill_mid_run(workdir: Path, config: Path, fault: dict, tmp_path: Path) -> None:
+    """Run the target until the job pauses (fault), then SIGKILL the controller, then the job."""
+    marker = Path(fault["marker"])
+    controller = subprocess.Popen(
+        _snakemake(workdir, config, TARGET),
+        env=_environment(tmp_path, fault),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 180
+    while not marker.exists():
+        assert controller.poll() is None, controller.stdout.read()[-4000:]
+        assert time.monotonic() < deadline, "the job never reached the pause point"
+        time.sleep(0.2)
+    controller.kill()
+    controller.wait(timeout=30)
+    os.kill(int(marker.read_text()), signal.SIGKILL)
+    assert list((workdir / ".snakemake" / "locks").iterdir()), "a killed controller leaves its lock"
+
+
 def test_killed_controller_recovers_and_a_retried_job_resumes(tmp_path):
     workdir = tmp_path / "work"
     workdir.mkdir()
@@ -56,25 +77,8 @@ def test_killed_controller_recovers_and_a_retried_job_resumes(tmp_path):
 
     # 1. The training job pauses after step 25 (checkpoint 20 written); then Snakemake is SIGKILLed, and the
     #    job with it (a node going down): no cleanup of any kind runs.
-    controller = subprocess.Popen(
-        _snakemake(workdir, config, TARGET),
-        env=_environment(
-            tmp_path, {"kind": "pause_at_step", "step": 25, "marker": str(marker), "events": str(events)}
-        ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    deadline = time.monotonic() + 180
-    while not marker.exists():
-        assert controller.poll() is None, controller.stdout.read()[-4000:]
-        assert time.monotonic() < deadline, "the training job never reached step 25"
-        time.sleep(0.2)
-    time.sleep(0.2)  # the marker is written whole before the pid is read
-    controller.kill()
-    controller.wait(timeout=30)
-    os.kill(int(marker.read_text()), signal.SIGKILL)
-    assert list((workdir / ".snakemake" / "locks").iterdir()), "a killed controller leaves its lock"
+    pause = {"kind": "pause_at_step", "step": 25, "marker": str(marker), "events": str(events)}
+    kill_mid_run(workdir, config, pause, tmp_path)
     optimum_mtime = (workdir / OPTIMUM).stat().st_mtime_ns  # finished before the kill
     assert not (workdir / TARGET).exists()
 
@@ -112,7 +116,11 @@ def test_killed_controller_recovers_and_a_retried_job_resumes(tmp_path):
 
     resolved = load_config([workdir / "results" / "config" / "resolved.yaml"])
     reference = tmp_path / "reference"
-    straight = run_training(resolved, "febm", "kl", 0, workdir / OPTIMUM, reference, progress=False)
+    threads = torch.get_num_threads()
+    try:
+        straight = run_training(resolved, "febm", "kl", 0, workdir / OPTIMUM, reference, progress=False)
+    finally:
+        torch.set_num_threads(threads)  # run_training sets toy.threads for the whole process
     run_dir = (workdir / TARGET).parent
     resumed = json.loads((workdir / TARGET).read_text())
     assert resumed["resumed_from_step"] == 40
@@ -151,3 +159,33 @@ def test_retries_get_more_time_and_resume_from_undeclared_checkpoints(loaded_wor
     )
     toy_outputs = [os.path.basename(str(output)) for output in rules["toy_train"].output]
     assert "checkpoint.pt" not in toy_outputs and "checkpoint.prev.pt" not in toy_outputs
+
+
+def test_outputs_finished_behind_a_killed_controllers_back_are_redone_without_retraining(tmp_path):
+    """The job wrote all its outputs, but the controller died before recording that: Snakemake marks them
+    incomplete (README: IncompleteFilesException), `--rerun-incomplete` redoes the job, which resumes from
+    its final checkpoint, so no training step is repeated."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    config = tmp_path / "overlay.yaml"
+    config.write_text(yaml.safe_dump({**TOY_CONFIG, "images": {"enabled": False}}))
+    events = tmp_path / "events.jsonl"
+    fault = {"kind": "pause_after_write", "name": "metrics.json", "marker": str(tmp_path / "paused"),
+             "events": str(events)}  # fmt: skip
+    kill_mid_run(workdir, config, fault, tmp_path)
+    assert (workdir / TARGET).is_file()  # complete on disk, unknown to Snakemake
+    optimum_mtime = (workdir / OPTIMUM).stat().st_mtime_ns
+
+    assert (
+        subprocess.run(_snakemake(workdir, config, "--unlock"), capture_output=True, timeout=120).returncode
+        == 0
+    )
+    plain = subprocess.run(_snakemake(workdir, config, TARGET), capture_output=True, text=True, timeout=120)
+    assert plain.returncode != 0 and "IncompleteFilesException" in plain.stderr, plain.stderr[-3000:]
+    rerun = subprocess.run(
+        _snakemake(workdir, config, "--rerun-incomplete", TARGET), capture_output=True, text=True, timeout=300
+    )
+    assert rerun.returncode == 0, rerun.stderr[-4000:]
+    assert "toy_train" in rerun.stderr and (workdir / OPTIMUM).stat().st_mtime_ns == optimum_mtime
+    metrics = json.loads((workdir / TARGET).read_text())
+    assert metrics["resumed_from_step"] == metrics["iterations"] == TOY_CONFIG["toy"]["train"]["iterations"]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import base64
 import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from febm.io import write_bytes_atomic
 from febm.reporting.errors import ReportInputError
 from febm.reporting.labels import IMAGE_STUDIES
 
@@ -42,9 +42,7 @@ def picture_source(path: Path, out_dir: Path, embed: bool, copy_name: str) -> st
         raise ReportInputError(f"figure {str(path)!r}: use PNG, JPEG or SVG (got {path.suffix!r})")
     if embed:
         return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
-    target = out_dir / "figures" / copy_name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, target)
+    write_bytes_atomic(out_dir / "figures" / copy_name, path.read_bytes())  # a kill leaves no half image
     return f"figures/{copy_name}"
 
 

@@ -23,6 +23,24 @@ PAPER_RESULTS = Path(__file__).resolve().parent.parent / "data" / "reported_resu
 BASELINES = ("cd", "mle")
 
 
+class InlineExecutor:
+    """jobs = 1: run every stage in this process (same interface as ProcessPoolExecutor)."""
+
+    def __enter__(self) -> InlineExecutor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def submit(self, function, *args) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(function(*args))
+        except BaseException as error:  # delivered by .result(), as a pool would
+            future.set_exception(error)
+        return future
+
+
 def _optimum(config, divergence, out):
     from febm.toy.runs import run_optimum
 
@@ -76,8 +94,12 @@ def run_study(config: dict[str, Any], out: str | Path, jobs: int | None = None) 
     write_text_atomic(out / "toy" / "config.yaml", yaml.safe_dump(config, sort_keys=True))
 
     jobs = jobs or os.cpu_count() or 1
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+    executor = (
+        InlineExecutor()
+        if jobs == 1
+        else ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+    )
+    with executor as pool:
         _wait([pool.submit(_optimum, config, d, optimum_path[d]) for d in optimum_divergences], "optima")
         # Longest tasks first keeps both workers busy to the end.
         pending: dict[Any, Future] = {}

@@ -164,12 +164,13 @@ class ToyTrainer:
             )
         self.method, self.mixture, self.settings, self.seed = method, mixture, settings, seed
         self.divergence: Divergence = get_divergence(divergence, exp_clamp=settings.exp_clamp)
-        # H's objective sees t capped at ratio_cap (febm/toy/tails.py); the E step uses Eq. 18 as is.
+        # Both steps use g and c at min(t, ratio_cap) (febm/toy/tails.py): the objective whose equilibrium is
+        # trained; for t* = log p/q below the cap it is the f-divergence's own.
         cap = (
             None if settings.conjugate_cap is None else ratio_cap_for(self.divergence, settings.conjugate_cap)
         )
         self.ratio_cap = cap
-        self.h_divergence = self.divergence if cap is None else RatioCapped(self.divergence, cap)
+        self.train_divergence = self.divergence if cap is None else RatioCapped(self.divergence, cap)
         self.iterations = settings.iterations if iterations is None else iterations
         self.generator = torch.Generator().manual_seed(seed)
         mu0, sigma0 = (settings.init_mu, settings.init_sigma) if init is None else init
@@ -196,8 +197,7 @@ class ToyTrainer:
             if fast:
                 self.omega = flat
                 self.grad_buffer = torch.empty_like(flat)
-                self.derivatives = output_derivatives(self.divergence)
-                self.h_derivatives = output_derivatives(self.h_divergence)
+                self.train_derivatives = output_derivatives(self.train_divergence)
                 self.opt_h = FlatAdam(self.omega, settings.h_lr, betas, *clip)
             else:
                 self.module = module_from_flat(flat, settings.hidden_units)
@@ -289,9 +289,9 @@ class ToyTrainer:
         h, cache = net.forward(x)
         # H step: d variational_loss / dH per sample, then backprop through the MLP by hand.
         t = h + e
-        grad_h = variational_output_grad(self.h_derivatives, t[:n_pos], t[n_pos:], h[:n_pos], h[n_pos:], l2)
+        grad_h = variational_output_grad(self.train_derivatives, t[:n_pos], t[n_pos:], h[:n_pos], h[n_pos:], l2)
         if self._needs_objective(step, grad_h):
-            objective = variational_loss(self.h_divergence, h[:n_pos], e[:n_pos], h[n_pos:], e[n_pos:], l2)
+            objective = variational_loss(self.train_divergence, h[:n_pos], e[:n_pos], h[n_pos:], e[n_pos:], l2)
             self._check(objective, step, "H")
             self.last_objective = float(objective.terms["bound"])
         self.opt_h.step(net.backward(x, cache, grad_h, self.grad_buffer))
@@ -302,10 +302,10 @@ class ToyTrainer:
             h, _ = net.forward(x, keep=False)
             t = h + e
         grad_e = energy_output_grad(
-            self.h_divergence, self.h_derivatives, t[:n_pos], t[n_pos:], e[:n_pos], e[n_pos:], l2
+            self.train_divergence, self.train_derivatives, t[:n_pos], t[n_pos:], e[:n_pos], e[n_pos:], l2
         )
         if self._needs_objective(step, grad_e, logging=False):
-            objective = energy_loss(self.h_divergence, e[:n_pos], h[:n_pos], e[n_pos:], h[n_pos:], l2)
+            objective = energy_loss(self.train_divergence, e[:n_pos], h[:n_pos], e[n_pos:], h[n_pos:], l2)
             self._check(objective, step, "E")
         self.opt_e.step(energy_parameter_gradient(x, mu, sigma, grad_e))
 
@@ -328,7 +328,7 @@ class ToyTrainer:
         x_pos_col, x_neg_col = x_pos[:, None], x_neg[:, None]
         e_pos, e_neg = energy(x_pos, theta[0], theta[1]), energy(x_neg, theta[0], theta[1])
         h_pos, h_neg = module(x_pos_col).squeeze(1), module(x_neg_col).squeeze(1)
-        objective = variational_loss(self.h_divergence, h_pos, e_pos, h_neg, e_neg, self.settings.l2)
+        objective = variational_loss(self.train_divergence, h_pos, e_pos, h_neg, e_neg, self.settings.l2)
         objective.check_finite(step)
         self.last_objective = float(objective.terms["bound"].detach())
         self.opt_h.zero_grad()
@@ -342,7 +342,7 @@ class ToyTrainer:
         else:
             h_pos, h_neg = h_pos.detach(), h_neg.detach()
         e_pos, e_neg = energy(x_pos, theta[0], theta[1]), energy(x_neg, theta[0], theta[1])
-        objective = energy_loss(self.h_divergence, e_pos, h_pos, e_neg, h_neg, self.settings.l2)
+        objective = energy_loss(self.train_divergence, e_pos, h_pos, e_neg, h_neg, self.settings.l2)
         objective.check_finite(step)
         self.opt_e.zero_grad()
         objective.total.backward()
