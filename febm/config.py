@@ -98,20 +98,30 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_semantics(config: Mapping[str, Any]) -> None:
-    """Checks a JSON schema cannot express: divergence names resolve, mixtures are densities."""
-    from febm.divergences import UnknownDivergenceError, get_divergence
-    from febm.quadrature import GaussianMixture, InvalidMixtureError
+    """Checks a JSON schema cannot express: alpha not in {0, 1}, mixtures that are densities.
 
-    toy = config.get("toy", {})
-    for name in toy.get("divergences", []):
-        try:
-            get_divergence(name)
-        except UnknownDivergenceError as error:
-            raise ConfigError(f"config key toy.divergences: {error}") from None
-    mixture = toy.get("mixture")
+    Torch-free on purpose (see febm/validation.py): the Snakefile runs this before planning.
+    """
+    from febm.validation import (
+        InvalidMixtureError,
+        UnknownDivergenceError,
+        check_alpha,
+        check_mixture,
+        parse_alpha_name,
+    )
+
+    for section in ("toy", "images"):
+        for name in (config.get(section) or {}).get("divergences", []):
+            alpha = parse_alpha_name(name)
+            try:
+                if alpha is not None:
+                    check_alpha(alpha)
+            except UnknownDivergenceError as error:
+                raise ConfigError(f"config key {section}.divergences: {error}") from None
+    mixture = (config.get("toy") or {}).get("mixture")
     if mixture:
         try:
-            GaussianMixture(mixture["weights"], mixture["means"], mixture["stds"])
+            check_mixture(mixture["weights"], mixture["means"], mixture["stds"])
         except InvalidMixtureError as error:
             raise ConfigError(f"config key toy.mixture: {error}") from None
 

@@ -22,22 +22,16 @@ and decorating it with ``@register("name")``; ``g`` and ``c`` have generic defau
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from febm.errors import FebmError
+from febm.validation import UnknownDivergenceError, check_alpha, parse_alpha_name
 
 LOG2 = math.log(2.0)
 
 _REGISTRY: dict[str, Callable[..., Divergence]] = {}
-_ALPHA_PATTERN = re.compile(r"^alpha_(?P<alpha>[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?)$")
-
-
-class UnknownDivergenceError(FebmError, ValueError):
-    """A divergence name that is not registered, or an invalid alpha."""
 
 
 class Divergence:
@@ -261,12 +255,7 @@ class Alpha(Divergence):
 
     def __init__(self, alpha: float, exp_clamp: float | None = None) -> None:
         super().__init__(exp_clamp)
-        if not math.isfinite(alpha) or alpha in (0.0, 1.0):
-            raise UnknownDivergenceError(
-                f"alpha must be a finite number other than 0 and 1 (those are the KL limits; "
-                f"use 'reverse_kl' or 'kl'), got {alpha!r}"
-            )
-        self.alpha = float(alpha)
+        self.alpha = check_alpha(alpha)
         self.name = f"alpha_{_format_alpha(self.alpha)}"
 
     def f(self, u: Tensor) -> Tensor:
@@ -309,9 +298,9 @@ def get_divergence(name: str, exp_clamp: float | None = None) -> Divergence:
     """The divergence called ``name``: a registered name or ``alpha_<a>``."""
     if name in _REGISTRY:
         return _REGISTRY[name](exp_clamp=exp_clamp)
-    match = _ALPHA_PATTERN.match(name) if isinstance(name, str) else None
-    if match:
-        return Alpha(float(match.group("alpha")), exp_clamp=exp_clamp)
+    alpha = parse_alpha_name(name)
+    if alpha is not None:
+        return Alpha(alpha, exp_clamp=exp_clamp)
     raise UnknownDivergenceError(
         f"unknown divergence {name!r}; valid names: {', '.join(available_divergences())}"
     )

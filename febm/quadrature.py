@@ -14,13 +14,10 @@ import torch
 from torch import Tensor
 
 from febm.divergences import Divergence
-from febm.errors import FebmError
+from febm.validation import InvalidMixtureError as InvalidMixtureError  # re-exported for callers
+from febm.validation import check_mixture
 
 LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
-
-
-class InvalidMixtureError(FebmError, ValueError):
-    """Mixture parameters that do not define a probability density."""
 
 
 def gaussian_log_pdf(x: Tensor, mean: Tensor | float, std: Tensor | float) -> Tensor:
@@ -37,20 +34,7 @@ class GaussianMixture:
     stds: tuple[float, ...]
 
     def __init__(self, weights: Sequence[float], means: Sequence[float], stds: Sequence[float]):
-        weights, means, stds = tuple(map(float, weights)), tuple(map(float, means)), tuple(map(float, stds))
-        if not (len(weights) == len(means) == len(stds)) or not weights:
-            raise InvalidMixtureError(
-                f"mixture needs the same non-zero number of weights, means and stds; got "
-                f"{len(weights)}, {len(means)}, {len(stds)}"
-            )
-        if any(not math.isfinite(v) for v in weights + means + stds):
-            raise InvalidMixtureError("mixture weights, means and stds must be finite numbers")
-        if any(w <= 0 for w in weights):
-            raise InvalidMixtureError(f"mixture weights must be positive, got {list(weights)}")
-        if any(s <= 0 for s in stds):
-            raise InvalidMixtureError(f"mixture stds must be positive, got {list(stds)}")
-        if abs(sum(weights) - 1.0) > 1e-6:
-            raise InvalidMixtureError(f"mixture weights must sum to 1, got {sum(weights):.6g}")
+        weights, means, stds = check_mixture(weights, means, stds)
         object.__setattr__(self, "weights", weights)
         object.__setattr__(self, "means", means)
         object.__setattr__(self, "stds", stds)
