@@ -52,7 +52,11 @@ def original_recipe(mixture: GaussianMixture, divergence: str, steps: int, seed:
     torch.manual_seed(seed)
     div = get_divergence(divergence)
     h_net = torch.nn.Sequential(
-        torch.nn.Linear(1, 64), torch.nn.Tanh(), torch.nn.Linear(64, 64), torch.nn.Tanh(), torch.nn.Linear(64, 1)
+        torch.nn.Linear(1, 64),
+        torch.nn.Tanh(),
+        torch.nn.Linear(64, 64),
+        torch.nn.Tanh(),
+        torch.nn.Linear(64, 1),
     )
     theta = torch.tensor([0.0, 1.0], requires_grad=True)
     opt_h = torch.optim.SGD(h_net.parameters(), lr=1e-3)
@@ -102,16 +106,26 @@ def iteration_times(config: dict, divergence: str, steps: int, repeats: int) -> 
                 trainer.train_step()
             times[engine].append((time.perf_counter() - start) / steps)
     fast, plain = statistics.median(times["fast"]), statistics.median(times["autograd"])
-    return {"fast_seconds_per_iteration": fast, "autograd_seconds_per_iteration": plain, "iteration_speedup": plain / fast}
+    return {
+        "fast_seconds_per_iteration": fast,
+        "autograd_seconds_per_iteration": plain,
+        "iteration_speedup": plain / fast,
+    }
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default=str(REPO / "benchmarks" / "out" / "toy_study"), help="study results folder")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--out", default=str(REPO / "benchmarks" / "out" / "toy_study"), help="study results folder"
+    )
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--skip-study", action="store_true")
     parser.add_argument("--full-original", action="store_true", help="run the original recipe's 30,000 steps")
-    parser.add_argument("--original-steps", type=int, default=2000, help="steps timed when not --full-original")
+    parser.add_argument(
+        "--original-steps", type=int, default=2000, help="steps timed when not --full-original"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     config = validate({"preset": "paper"})
@@ -146,7 +160,9 @@ def main() -> int:
         accuracy, single = {}, []
         for method_dir in sorted(runs_root.iterdir()):
             for divergence_dir in sorted(method_dir.iterdir()):
-                metrics = [json.loads((d / "metrics.json").read_text()) for d in sorted(divergence_dir.iterdir())]
+                metrics = [
+                    json.loads((d / "metrics.json").read_text()) for d in sorted(divergence_dir.iterdir())
+                ]
                 mus, sigmas = [m["mu"] for m in metrics], [m["sigma"] for m in metrics]
                 key = f"{method_dir.name}/{divergence_dir.name}"
                 accuracy[key] = {
@@ -163,7 +179,9 @@ def main() -> int:
                     seed0 = min(metrics, key=lambda m: m["seed"])
                     single.append(seed0)
         result["accuracy"] = accuracy
-        result["all_febm_within_0.01"] = all(v["within_0.01"] for k, v in accuracy.items() if k.startswith("febm/"))
+        result["all_febm_within_0.01"] = all(
+            v["within_0.01"] for k, v in accuracy.items() if k.startswith("febm/")
+        )
         reached = [m for m in single if m["within_accuracy"]]
         slowest = max(reached, key=lambda m: m["wall_seconds"]) if reached else None
         result["single_run"] = {
@@ -178,7 +196,9 @@ def main() -> int:
             else None,
         }
         result["time_to_accuracy_speedup"] = (
-            result["original_recipe"]["seconds_for_30000_steps"] / slowest["wall_seconds"] if slowest else None
+            result["original_recipe"]["seconds_for_30000_steps"] / slowest["wall_seconds"]
+            if slowest
+            else None
         )
         result["peak_rss_mb_runs"] = summary["peak_rss_mb_runs"]
         result["study_summary"] = str(Path(args.out) / "toy" / "study_summary.json")

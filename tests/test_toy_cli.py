@@ -47,26 +47,105 @@ def study(tmp_path_factory):
     config.write_text(yaml.safe_dump(TINY))
     c = str(config)
     for d in ("kl", "reverse_kl"):
-        assert main(["toy-optimum", "--config", c, "--divergence", d, "--out", str(root / f"opt/{d}.json")]) == 0
+        assert (
+            main(["toy-optimum", "--config", c, "--divergence", d, "--out", str(root / f"opt/{d}.json")]) == 0
+        )
     runs = []
-    for method, d, seed in [("febm", "kl", 0), ("febm", "kl", 1), ("febm", "reverse_kl", 0), ("cd", "kl", 0),
-                            ("mle", "kl", 0)]:
+    for method, d, seed in [
+        ("febm", "kl", 0),
+        ("febm", "kl", 1),
+        ("febm", "reverse_kl", 0),
+        ("cd", "kl", 0),
+        ("mle", "kl", 0),
+    ]:
         out = root / f"runs/{method}/{d}/seed{seed}"
-        args = ["toy-train", "--config", c, "--method", method, "--divergence", d, "--seed", str(seed),
-                "--optimum", str(root / f"opt/{d}.json"), "--out-dir", str(out), "--no-progress"]
+        args = [
+            "toy-train",
+            "--config",
+            c,
+            "--method",
+            method,
+            "--divergence",
+            d,
+            "--seed",
+            str(seed),
+            "--optimum",
+            str(root / f"opt/{d}.json"),
+            "--out-dir",
+            str(out),
+            "--no-progress",
+        ]
         assert main(args) == 0
         runs.append(str(out))
     convergence = str(root / "conv/kl.csv")
-    assert main(["toy-convergence", "--config", c, "--divergence", "kl", "--optimum", str(root / "opt/kl.json"),
-                 "--out", convergence]) == 0
-    assert main(["toy-stability", "--config", c, "--divergence", "kl", "--optimum", str(root / "opt/kl.json"),
-                 "--run-dirs", runs[0], runs[1], "--out", str(root / "stability/kl.json")]) == 0
+    assert (
+        main(
+            [
+                "toy-convergence",
+                "--config",
+                c,
+                "--divergence",
+                "kl",
+                "--optimum",
+                str(root / "opt/kl.json"),
+                "--out",
+                convergence,
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "toy-stability",
+                "--config",
+                c,
+                "--divergence",
+                "kl",
+                "--optimum",
+                str(root / "opt/kl.json"),
+                "--run-dirs",
+                runs[0],
+                runs[1],
+                "--out",
+                str(root / "stability/kl.json"),
+            ]
+        )
+        == 0
+    )
     optima = [str(root / "opt/kl.json"), str(root / "opt/reverse_kl.json")]
-    assert main(["toy-table", "--config", c, "--optima", *optima, "--runs", *runs, "--paper", PAPER,
-                 "--out", str(root / "tables/table5.csv")]) == 0
+    assert (
+        main(
+            [
+                "toy-table",
+                "--config",
+                c,
+                "--optima",
+                *optima,
+                "--runs",
+                *runs,
+                "--paper",
+                PAPER,
+                "--out",
+                str(root / "tables/table5.csv"),
+            ]
+        )
+        == 0
+    )
     for number in (1, 2, 3, 4):
-        args = ["toy-figure", "--figure", str(number), "--config", c, "--optima", *optima, "--runs", *runs,
-                "--out", str(root / f"figures/figure{number}.png")]
+        args = [
+            "toy-figure",
+            "--figure",
+            str(number),
+            "--config",
+            c,
+            "--optima",
+            *optima,
+            "--runs",
+            *runs,
+            "--out",
+            str(root / f"figures/figure{number}.png"),
+        ]
         if number == 4:
             args += ["--convergence", convergence]
         assert main(args) == 0
@@ -82,8 +161,20 @@ def test_optimum_file(study):
 def test_run_outputs(study):
     run = study / "runs/febm/kl/seed0"
     metrics = json.loads((run / "metrics.json").read_text())
-    for key in ("mu", "sigma", "mu_error", "sigma_error", "iterations", "wall_seconds", "preset", "scale",
-                "standin_data", "config_hash", "provenance", "density_ratio"):
+    for key in (
+        "mu",
+        "sigma",
+        "mu_error",
+        "sigma_error",
+        "iterations",
+        "wall_seconds",
+        "preset",
+        "scale",
+        "standin_data",
+        "config_hash",
+        "provenance",
+        "density_ratio",
+    ):
         assert key in metrics
     assert metrics["iterations"] == 40 and metrics["scale"].startswith("reduced")
     rows = list(csv.DictReader((run / "trajectory.csv").open()))
@@ -96,8 +187,22 @@ def test_run_outputs(study):
 def test_rerun_resumes_from_the_finished_checkpoint(study):
     run = study / "runs/febm/kl/seed0"
     before = json.loads((run / "metrics.json").read_text())
-    args = ["toy-train", "--config", str(study / "tiny.yaml"), "--method", "febm", "--divergence", "kl", "--seed", "0",
-            "--optimum", str(study / "opt/kl.json"), "--out-dir", str(run), "--no-progress"]
+    args = [
+        "toy-train",
+        "--config",
+        str(study / "tiny.yaml"),
+        "--method",
+        "febm",
+        "--divergence",
+        "kl",
+        "--seed",
+        "0",
+        "--optimum",
+        str(study / "opt/kl.json"),
+        "--out-dir",
+        str(run),
+        "--no-progress",
+    ]
     assert main(args) == 0
     after = json.loads((run / "metrics.json").read_text())
     assert after["resumed_from_step"] == 40 and after["mu"] == before["mu"]
@@ -105,9 +210,21 @@ def test_rerun_resumes_from_the_finished_checkpoint(study):
 
 def test_table5(study):
     rows = list(csv.DictReader((study / "tables/table5.csv").open()))
-    assert list(rows[0]) == ["divergence", "mu_optimal", "sigma_optimal", "divergence_value", "mu_febm",
-                             "mu_febm_std", "sigma_febm", "sigma_febm_std", "n_seeds", "mu_paper_optimal",
-                             "sigma_paper_optimal", "mu_paper_febm", "sigma_paper_febm"]
+    assert list(rows[0]) == [
+        "divergence",
+        "mu_optimal",
+        "sigma_optimal",
+        "divergence_value",
+        "mu_febm",
+        "mu_febm_std",
+        "sigma_febm",
+        "sigma_febm_std",
+        "n_seeds",
+        "mu_paper_optimal",
+        "sigma_paper_optimal",
+        "mu_paper_febm",
+        "sigma_paper_febm",
+    ]
     by_name = {r["divergence"]: r for r in rows}
     assert set(by_name) == {"kl", "reverse_kl", "contrastive_divergence", "maximum_likelihood"}
     assert by_name["kl"]["n_seeds"] == "2" and by_name["kl"]["mu_paper_febm"] == "1.015400"
@@ -147,13 +264,18 @@ def test_study_runs_every_stage_in_process(tmp_path):
     [
         ({"toy": {"divergences": ["kullback"]}}, "toy.divergences"),
         ({"toy": {"mixture": {"weights": [0.5, 0.4], "means": [0, 1], "stds": [1, 1]}}}, "sum to 1"),
-        ({"toy": {"mixture": {"weights": [0.5, 0.5], "means": [0, 1], "stds": [1, -1]}}}, "stds must be positive"),
+        (
+            {"toy": {"mixture": {"weights": [0.5, 0.5], "means": [0, 1], "stds": [1, -1]}}},
+            "stds must be positive",
+        ),
     ],
 )
 def test_bad_config_is_a_one_line_error(tmp_path, capsys, overlay, message):
     config = tmp_path / "bad.yaml"
     config.write_text(yaml.safe_dump(overlay))
-    code = main(["toy-optimum", "--config", str(config), "--divergence", "kl", "--out", str(tmp_path / "o.json")])
+    code = main(
+        ["toy-optimum", "--config", str(config), "--divergence", "kl", "--out", str(tmp_path / "o.json")]
+    )
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1
 
@@ -161,9 +283,28 @@ def test_bad_config_is_a_one_line_error(tmp_path, capsys, overlay, message):
 def test_unknown_divergence_and_missing_optimum_are_one_line_errors(tmp_path, capsys):
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({"preset": "smoke"}))
-    assert main(["toy-optimum", "--config", str(config), "--divergence", "kullback", "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            ["toy-optimum", "--config", str(config), "--divergence", "kullback", "--out", str(tmp_path / "o")]
+        )
+        == 2
+    )
     assert "unknown divergence 'kullback'" in capsys.readouterr().err
-    args = ["toy-train", "--config", str(config), "--method", "febm", "--divergence", "kl", "--seed", "0",
-            "--optimum", str(tmp_path / "missing.json"), "--out-dir", str(tmp_path / "run"), "--no-progress"]
+    args = [
+        "toy-train",
+        "--config",
+        str(config),
+        "--method",
+        "febm",
+        "--divergence",
+        "kl",
+        "--seed",
+        "0",
+        "--optimum",
+        str(tmp_path / "missing.json"),
+        "--out-dir",
+        str(tmp_path / "run"),
+        "--no-progress",
+    ]
     assert main(args) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -82,7 +82,7 @@ def test_pearson_is_infinite_below_half_the_widest_variance():
 
 
 def test_divergence_that_overflows_for_every_gaussian_has_no_optimum():
-    with pytest.raises(NoOptimumError, match="infinite .* for every Gaussian"):
+    with pytest.raises(NoOptimumError, match=r"infinite .* for every Gaussian"):
         find_optimum("alpha_2000", GaussianMixture.paper())
 
 

@@ -41,7 +41,9 @@ def kl_runs():
 
 def test_short_febm_run_recovers_a_single_gaussian():
     # p is itself Gaussian, so every divergence's optimum is p: f-EBM must land on (0.5, 1.2).
-    run = ToyTrainer("febm", "jensen_shannon", SINGLE, settings(iterations=1200, h_warmup_iterations=150), 0).run()
+    run = ToyTrainer(
+        "febm", "jensen_shannon", SINGLE, settings(iterations=1200, h_warmup_iterations=150), 0
+    ).run()
     assert run.mu == pytest.approx(0.5, abs=0.04)
     assert run.sigma == pytest.approx(1.2, abs=0.04)
 
@@ -55,7 +57,7 @@ def test_kl_febm_and_contrastive_divergence_agree(kl_runs):
 
 
 def test_rejection_sampling_with_the_learned_ratio_moves_samples_towards_the_data(kl_runs):
-    mixture, trainer, febm, _ = kl_runs
+    mixture, _, febm, _ = kl_runs
     report = density_ratio_report(mixture, febm.h_flat, 64, febm.mu, febm.sigma, proposals=20000, seed=0)
     # The Gaussian fit misses the narrow component; re-weighting by exp(H + E) must bring it back.
     assert report["corrected_ks"] < 0.7 * report["model_ks"]
@@ -65,7 +67,9 @@ def test_rejection_sampling_with_the_learned_ratio_moves_samples_towards_the_dat
 
 def test_resumed_run_is_bit_identical(tmp_path):
     mixture = GaussianMixture.paper()
-    config = settings(iterations=60, h_warmup_iterations=10, warmup_iterations=5, checkpoint_every=20, log_every=5)
+    config = settings(
+        iterations=60, h_warmup_iterations=10, warmup_iterations=5, checkpoint_every=20, log_every=5
+    )
     straight = ToyTrainer("febm", "reverse_kl", mixture, config, seed=3).run()
 
     checkpoint = tmp_path / CHECKPOINT_NAME
@@ -111,7 +115,13 @@ def test_nan_loss_stops_with_step_and_term(monkeypatch):
 @pytest.mark.parametrize("updates", ["alternating", "simultaneous"])
 def test_fast_and_autograd_engines_take_the_same_steps(updates):
     mixture = GaussianMixture.paper()
-    common = {"iterations": 25, "h_warmup_iterations": 5, "warmup_iterations": 3, "log_every": 1, "updates": updates}
+    common = {
+        "iterations": 25,
+        "h_warmup_iterations": 5,
+        "warmup_iterations": 3,
+        "log_every": 1,
+        "updates": updates,
+    }
     fast = ToyTrainer("febm", "pearson_x2", mixture, settings(engine="fast", **common), seed=2).run()
     plain = ToyTrainer("febm", "pearson_x2", mixture, settings(engine="autograd", **common), seed=2).run()
     torch.testing.assert_close(
@@ -137,4 +147,8 @@ def test_unknown_method_and_baseline_divergence_are_rejected():
 def test_settings_come_from_the_schema():
     defaults = default_config()["toy"]["train"]
     assert dataclasses.asdict(settings()) == {k: defaults[k] for k in dataclasses.asdict(settings())}
-    assert defaults["batch_size"] == 1000 and defaults["model_batch_size"] == 1000 and defaults["hidden_units"] == 64
+    assert (
+        defaults["batch_size"] == 1000
+        and defaults["model_batch_size"] == 1000
+        and defaults["hidden_units"] == 64
+    )

@@ -289,9 +289,13 @@ class ToyTrainer:
         h, cache = net.forward(x)
         # H step: d variational_loss / dH per sample, then backprop through the MLP by hand.
         t = h + e
-        grad_h = variational_output_grad(self.train_derivatives, t[:n_pos], t[n_pos:], h[:n_pos], h[n_pos:], l2)
+        grad_h = variational_output_grad(
+            self.train_derivatives, t[:n_pos], t[n_pos:], h[:n_pos], h[n_pos:], l2
+        )
         if self._needs_objective(step, grad_h):
-            objective = variational_loss(self.train_divergence, h[:n_pos], e[:n_pos], h[n_pos:], e[n_pos:], l2)
+            objective = variational_loss(
+                self.train_divergence, h[:n_pos], e[:n_pos], h[n_pos:], e[n_pos:], l2
+            )
             self._check(objective, step, "H")
             self.last_objective = float(objective.terms["bound"])
         self.opt_h.step(net.backward(x, cache, grad_h, self.grad_buffer))
