@@ -241,13 +241,17 @@ def divergence_surface(divergence: str, mixture: GaussianMixture, mus, sigmas, n
     hi = max(hi, max(mus) + 10 * max(sigmas))
     x, w = simpson_grid(lo, hi, nodes)
     log_p = mixture.log_pdf(x)
-    mu = torch.tensor(mus, dtype=torch.float64)[None, :, None]
-    sigma = torch.tensor(sigmas, dtype=torch.float64)[:, None, None]
-    integrand = divergence_integrand(div, log_p, gaussian_log_pdf(x, mu, sigma))
-    values = (integrand * w).sum(-1)
-    tails = torch.maximum(integrand[..., 0].abs(), integrand[..., -1].abs()) * (hi - lo)
-    values[(~torch.isfinite(values)) | (tails > 1e-8 * values.abs().clamp(min=1.0))] = float("nan")
-    return values
+    mu = torch.tensor(mus, dtype=torch.float64)[:, None]
+    rows = []
+    for sigma in sigmas:  # one sigma at a time: the whole grid at once would take ~1 GB
+        integrand = divergence_integrand(
+            div, log_p, gaussian_log_pdf(x, mu, torch.tensor(sigma, dtype=torch.float64))
+        )
+        values = (integrand * w).sum(-1)
+        tails = torch.maximum(integrand[:, 0].abs(), integrand[:, -1].abs()) * (hi - lo)
+        values[(~torch.isfinite(values)) | (tails > 1e-8 * values.abs().clamp(min=1.0))] = float("nan")
+        rows.append(values)
+    return torch.stack(rows)
 
 
 def figure4(config, optima, runs, convergence_paths, out, dpi) -> list[Path]:
@@ -294,7 +298,15 @@ def figure4(config, optima, runs, convergence_paths, out, dpi) -> list[Path]:
             path = sorted((r for r in rows if r["init"] == index), key=lambda r: r["step"])
             ax.plot([r["mu"] for r in path], [r["sigma"] for r in path], color="white", lw=1.0)
             ax.plot(path[0]["mu"], path[0]["sigma"], "o", color="white", ms=3.5, mec="black", mew=0.5)
-            ax.plot(path[-1]["mu"], path[-1]["sigma"], "x", color="#d62728", ms=5)
+            stopped = path[-1]["status"] != "completed"  # the loss became non-finite: where it stopped
+            ax.plot(
+                path[-1]["mu"],
+                path[-1]["sigma"],
+                "s" if stopped else "x",
+                color="#d62728",
+                ms=5,
+                mfc="none" if stopped else None,
+            )
         if divergence in optima:
             ax.plot(
                 optima[divergence]["mu"],

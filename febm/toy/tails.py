@@ -29,6 +29,10 @@ from torch import Tensor
 from febm.divergences import Divergence
 
 
+# A cap above this log-ratio (a density ratio of e^30) is never reached and only costs time.
+MAX_RATIO_CAP = 30.0
+
+
 def ratio_cap_for(divergence: Divergence, conjugate_cap: float) -> float | None:
     """The t at which c(t) reaches ``conjugate_cap``, or None when c stays below it (c bounded above).
 
@@ -39,8 +43,8 @@ def ratio_cap_for(divergence: Divergence, conjugate_cap: float) -> float | None:
     def c(t: float) -> float:
         return float(divergence.c(torch.tensor(t, dtype=torch.float64)))
 
-    hi = 60.0
-    if not c(hi) > conjugate_cap:
+    hi = MAX_RATIO_CAP
+    if not c(hi) > conjugate_cap:  # c stays below the cap wherever t could plausibly be: no cap
         return None
     lo = -60.0
     if c(lo) >= conjugate_cap:
