@@ -59,11 +59,18 @@ def _style():
 def _panels(plt, count: int, width: float = 3.2, height: float = 2.5):
     columns = min(count, 3 if count <= 9 else 4)
     rows = math.ceil(count / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(width * columns, height * rows), squeeze=False, layout="constrained"
+    )
     flat = axes.ravel().tolist()
     for ax in flat[count:]:
         ax.set_visible(False)
     return fig, flat[:count]
+
+
+def _figure_legend(fig, ax) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=8, frameon=False)
 
 
 def _save(fig, out: str | Path, dpi: int) -> list[Path]:
@@ -136,15 +143,15 @@ def figure1(config, optima, runs, out, dpi) -> list[Path]:
         ax.text(
             0.02,
             0.97,
-            f"μ* {optimum['mu']:.3f}  σ* {optimum['sigma']:.3f}\nμ̂ {mu:.3f}  σ̂ {sigma:.3f}",
+            f"opt: μ {optimum['mu']:.3f}  σ {optimum['sigma']:.3f}\nfit: μ {mu:.3f}  σ {sigma:.3f}",
             transform=ax.transAxes,
             va="top",
             fontsize=7,
             family="monospace",
         )
         ax.set_xlabel("x")
-    axes[0].legend(fontsize=7, loc="upper right")
-    fig.suptitle("Figure 1: Gaussian EBM fitted to the mixture with each f-divergence", y=1.01)
+    _figure_legend(fig, axes[0])
+    fig.suptitle("Figure 1: Gaussian EBM fitted to the mixture with each f-divergence")
     return _save(fig, out, dpi)
 
 
@@ -193,8 +200,8 @@ def figure2(config, optima, runs, out, dpi) -> list[Path]:
                 family="monospace",
             )
         ax.set_xlabel("x")
-    axes[0].legend(fontsize=7, loc="upper right")
-    fig.suptitle("Figure 2: bias correction by rejection sampling with the learned density ratio", y=1.01)
+    _figure_legend(fig, axes[0])
+    fig.suptitle("Figure 2: bias correction by rejection sampling with the learned density ratio")
     return _save(fig, out, dpi)
 
 
@@ -228,8 +235,8 @@ def figure3(config, optima, runs, out, dpi) -> list[Path]:
         twin.grid(False)
         ax.set_title(pretty_name(divergence), fontsize=10)
         ax.set_xlabel("x")
-    axes[0].legend(fontsize=7, loc="lower center")
-    fig.suptitle("Figure 3: learned vs exact log density ratio (shaded: data density)", y=1.01)
+    _figure_legend(fig, axes[0])
+    fig.suptitle("Figure 3: learned vs exact log density ratio (shaded: data density)")
     return _save(fig, out, dpi)
 
 
@@ -323,7 +330,6 @@ def figure4(config, optima, runs, convergence_paths, out, dpi) -> list[Path]:
     fig.suptitle(
         "Figure 4: f-EBM trajectories of (μ, σ) from random starts (○) to the end (×); "
         "★ exact optimum; colour: D_f(p‖q) above its minimum (log scale)",
-        y=1.01,
         fontsize=10,
     )
     return _save(fig, out, dpi)

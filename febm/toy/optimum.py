@@ -86,11 +86,27 @@ def quadrature_grid(
 
 
 def divergence_integrand(divergence: Divergence, log_p: Tensor, log_q: Tensor) -> Tensor:
-    """p g(t) - q c(t) at t = log p/q, i.e. q f(p/q): its integral is D_f(p||q) (Theorem 2)."""
+    """p g(t) - q c(t) at t = log p/q, i.e. q f(p/q): its integral is D_f(p||q) (Theorem 2).
+
+    Where one density underflows float64 but the other does not, the product form would give 0 * inf;
+    there the integrand is written through the density that is still representable, using
+    c(t) = e^t g(t) - f(e^t): p (g(t) - e^{-t} c(t)) when q underflows, q (e^t g(t) - c(t)) when p does.
+    Each branch only sees the t of its own nodes, so no inf or NaN reaches autograd from the others.
+    """
     p, q = torch.exp(log_p), torch.exp(log_q)
     t = log_p - log_q
-    integrand = p * divergence.g(t) - q * divergence.c(t)
-    return torch.where((p == 0) & (q == 0), torch.zeros_like(integrand), integrand)
+    both = (p > 0) & (q > 0)
+    only_p, only_q = (p > 0) & (q == 0), (p == 0) & (q > 0)
+    zero = torch.zeros_like(t)
+    t_both, t_p, t_q = torch.where(both, t, zero), torch.where(only_p, t, zero), torch.where(only_q, t, zero)
+    value = torch.where(both, p * divergence.g(t_both) - q * divergence.c(t_both), zero)
+    if bool(only_p.any()):
+        tail = p * (divergence.g(t_p) - torch.exp(-t_p) * divergence.c(t_p))
+        value = torch.where(only_p, tail, value)
+    if bool(only_q.any()):
+        tail = q * (torch.exp(t_q) * divergence.g(t_q) - divergence.c(t_q))
+        value = torch.where(only_q, tail, value)
+    return value
 
 
 def gaussian_divergence(

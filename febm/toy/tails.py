@@ -28,7 +28,6 @@ from torch import Tensor
 
 from febm.divergences import Divergence
 
-
 # A cap above this log-ratio (a density ratio of e^30) is never reached and only costs time.
 MAX_RATIO_CAP = 30.0
 
