@@ -139,7 +139,7 @@ def run_training(
         bar.close()
     mu_opt, sigma_opt = optimum["mu"], optimum["sigma"]
     reached = steps_to_accuracy(result.trajectory, mu_opt, sigma_opt)
-    per_step = result.wall_seconds / max(result.iterations - result.resumed_from, 1)
+    per_step = result.wall_seconds / max(result.iterations, 1)  # wall_seconds spans resumed sessions too
     metrics: dict[str, Any] = {
         "method": method,
         "divergence": divergence,

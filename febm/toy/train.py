@@ -1,15 +1,15 @@
 """Training the Gaussian EBM of Eq. 20 on the mixture: single-step f-EBM (Algorithm 1), CD and MLE.
 
 Every loss comes from :mod:`febm.objectives` (``variational_loss`` for H, ``energy_loss`` = Eq. 18 for E,
-``contrastive_divergence_loss`` for CD). The fast engine differentiates those losses with autograd only
-with respect to the per-sample outputs H(x) and E(x) (vectors of 2000 numbers), and applies the chain
-rule through the network (:class:`febm.toy.network.FlatMLP`) and through the quadratic energy by hand.
-The plain engine (``engine: autograd``) is the textbook torch loop over the same losses; a test checks
-that both give the same gradients, so Eq. 18 keeps its single definition.
+``contrastive_divergence_loss`` for CD). The fast engine uses their per-sample gradients written out in
+:mod:`febm.toy.fast_grad` (tested equal to autograd through those losses) and the chain rule through the
+network (:class:`febm.toy.network.FlatMLP`) and the quadratic energy by hand; the loss values themselves
+are only computed to log them or to name a non-finite term. The plain engine (``engine: autograd``) is the
+textbook torch loop over the same losses.
 
 A run is resumable: the full state (parameters, optimisers, RNG, step, averages, trajectory) is saved
-atomically every ``checkpoint_every`` iterations, and a resumed run is bit-identical on CPU to an
-uninterrupted one.
+atomically every ``checkpoint_every`` iterations (newest and previous copy, ``febm.io.save_checkpoint``),
+and a resumed run is bit-identical on CPU to an uninterrupted one.
 """
 
 from __future__ import annotations
