@@ -15,18 +15,7 @@ from febm.toy.optimum import (
     gaussian_divergence,
     minimise_over_gaussians,
 )
-
-PAPER_DIVERGENCES = [
-    "kl",
-    "reverse_kl",
-    "jensen_shannon",
-    "squared_hellinger",
-    "pearson_x2",
-    "neyman_x2",
-    "alpha_-0.5",
-    "alpha_-1",
-    "alpha_0.9",
-]
+from tests.test_divergences import PAPER_DIVERGENCES
 
 
 @pytest.mark.parametrize(

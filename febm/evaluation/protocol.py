@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -150,11 +150,23 @@ def _paper_round(
     return images[: settings.chains_per_round], labels[: settings.chains_per_round]
 
 
-def _check_generator(generator: torch.Generator, device: torch.device) -> None:
+ProtocolSettings = TypeVar("ProtocolSettings", PaperProtocolSettings, PlainProtocolSettings)
+
+
+def _checked_arguments(
+    kind: type[ProtocolSettings],
+    settings: ProtocolSettings | Mapping[str, Any],
+    generator: torch.Generator,
+    device: torch.device | str,
+) -> tuple[ProtocolSettings, torch.device]:
+    """Settings as ``kind`` and the device as a torch.device, with the generator checked to live there."""
+    settings = _settings(kind, settings)
+    device = torch.device(device)
     if generator.device.type != device.type:
         raise ValueError(
             f"the generator is on {generator.device}, the sampler runs on {device}; create it there"
         )
+    return settings, device
 
 
 def sample_paper_protocol(
@@ -169,9 +181,7 @@ def sample_paper_protocol(
     **sampler_options: Any,
 ) -> ProtocolSamples:
     """``n`` images (and labels) by the paper's schedule; ``sampler_options`` go to ``langevin`` (precision...)."""
-    settings = _settings(PaperProtocolSettings, settings)
-    device = torch.device(device)
-    _check_generator(generator, device)
+    settings, device = _checked_arguments(PaperProtocolSettings, settings, generator, device)
     if settings.nomix_calls > settings.calls_per_round:
         raise ValueError(
             f"nomix_calls ({settings.nomix_calls}) exceeds calls_per_round ({settings.calls_per_round})"
@@ -224,9 +234,7 @@ def sample_plain_protocol(
     **sampler_options: Any,
 ) -> ProtocolSamples:
     """Independent chains: U(0, 1) starts, random labels, ``steps`` Langevin steps, floor(256 x)."""
-    settings = _settings(PlainProtocolSettings, settings)
-    device = torch.device(device)
-    _check_generator(generator, device)
+    settings, device = _checked_arguments(PlainProtocolSettings, settings, generator, device)
     images, labels = [], []
     for start in tqdm(
         range(0, n, settings.batch_size), desc="plain protocol", unit="batch", disable=not progress

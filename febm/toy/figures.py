@@ -73,6 +73,11 @@ def _figure_legend(fig, ax) -> None:
     fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=8, frameon=False)
 
 
+def _corner_note(ax, text: str) -> None:
+    """A panel's summary numbers, pinned to its top-left corner (axes coordinates: any data range fits)."""
+    ax.text(0.02, 0.97, text, transform=ax.transAxes, va="top", fontsize=7, family="monospace")
+
+
 def _save(fig, out: str | Path, dpi: int) -> list[Path]:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -140,14 +145,8 @@ def figure1(config, optima, runs, out, dpi) -> list[Path]:
         )
         name = divergence if method == "febm" else BASELINE_ROWS[method]
         ax.set_title(pretty_name(name), fontsize=10)
-        ax.text(
-            0.02,
-            0.97,
-            f"opt: μ {optimum['mu']:.3f}  σ {optimum['sigma']:.3f}\nfit: μ {mu:.3f}  σ {sigma:.3f}",
-            transform=ax.transAxes,
-            va="top",
-            fontsize=7,
-            family="monospace",
+        _corner_note(
+            ax, f"opt: μ {optimum['mu']:.3f}  σ {optimum['sigma']:.3f}\nfit: μ {mu:.3f}  σ {sigma:.3f}"
         )
         ax.set_xlabel("x")
     _figure_legend(fig, axes[0])
@@ -189,15 +188,10 @@ def figure2(config, optima, runs, out, dpi) -> list[Path]:
         dr = metrics.get("density_ratio", {})
         ax.set_title(pretty_name(divergence), fontsize=10)
         if dr:
-            ax.text(
-                0.02,
-                0.97,
+            _corner_note(
+                ax,
                 f"KS {dr['model_ks']:.3f} → {dr['corrected_ks']:.3f}\n"
                 f"accept {100 * dr['corrected_acceptance_rate']:.1f}%",
-                transform=ax.transAxes,
-                va="top",
-                fontsize=7,
-                family="monospace",
             )
         ax.set_xlabel("x")
     _figure_legend(fig, axes[0])
