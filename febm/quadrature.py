@@ -20,6 +20,22 @@ from febm.validation import check_mixture
 LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
+def standard_normal(
+    n: int, generator: torch.Generator | None = None, dtype=torch.float32, stratified: bool = False
+) -> Tensor:
+    """n draws from N(0, 1); ``stratified``: one draw from each of the n equal-probability strata.
+
+    Stratified draws are z_i = Phi^{-1}((i + U_i) / n) with U_i ~ U(0, 1) independent: every z_i is marginally
+    N(0, 1), so a batch mean of any function stays unbiased, but the batch always holds its share of both tails
+    (one draw beyond the 1/n quantile on each side) instead of a Poisson number of them. The order is by stratum:
+    shuffle before any use that depends on position.
+    """
+    if not stratified:
+        return torch.randn(n, generator=generator, dtype=dtype)
+    u = (torch.arange(n, dtype=torch.float64) + torch.rand(n, generator=generator, dtype=torch.float64)) / n
+    return torch.special.ndtri(u).to(dtype)
+
+
 def gaussian_log_pdf(x: Tensor, mean: Tensor | float, std: Tensor | float) -> Tensor:
     std = torch.as_tensor(std, dtype=x.dtype)
     return -0.5 * ((x - mean) / std) ** 2 - torch.log(std) - LOG_SQRT_2PI
@@ -69,9 +85,16 @@ class GaussianMixture:
             counts[k] += 1
         return counts
 
-    def sample(self, n: int, generator: torch.Generator | None = None, dtype=torch.float32) -> Tensor:
+    def sample(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        dtype=torch.float32,
+        stratified: bool = False,
+    ) -> Tensor:
+        """n draws with the deterministic component counts; ``stratified``: see :func:`standard_normal`."""
         pieces = [
-            m + s * torch.randn(k, generator=generator, dtype=dtype)
+            m + s * standard_normal(k, generator, dtype, stratified)
             for k, m, s in zip(self.component_counts(n), self.means, self.stds, strict=True)
         ]
         return torch.cat(pieces)

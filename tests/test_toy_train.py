@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from febm.objectives import NonFiniteLossError
-from febm.quadrature import GaussianMixture
+from febm.quadrature import GaussianMixture, standard_normal
 from febm.toy.density import density_ratio_report
 from febm.toy.settings import TrainSettings, default_config
 from febm.toy.train import CHECKPOINT_NAME, ToyTrainer, ToyTrainingError
@@ -37,6 +37,35 @@ def kl_runs():
     febm = ToyTrainer("febm", "kl", mixture, short, seed=0)
     cd = ToyTrainer("cd", "kl", mixture, short, seed=0)
     return mixture, febm, febm.run(), cd.run()
+
+
+def test_stratified_draws_hold_one_draw_per_stratum_and_are_standard_normal():
+    n, batches = 200, 400
+    generator = torch.Generator().manual_seed(0)
+    draws = torch.stack([standard_normal(n, generator, torch.float64, stratified=True) for _ in range(batches)])
+    # One draw in each equal-probability stratum of N(0, 1), in every batch.
+    strata = torch.floor(torch.special.ndtr(draws) * n)
+    assert torch.equal(strata, torch.arange(n, dtype=torch.float64).expand(batches, n))
+    # Pooled over batches, the draws are N(0, 1): moments and the Kolmogorov-Smirnov distance.
+    pooled = draws.flatten()
+    assert abs(float(pooled.mean())) < 0.01 and abs(float(pooled.var()) - 1.0) < 0.01
+    sorted_draws = pooled.sort().values
+    empirical = torch.arange(1, pooled.numel() + 1, dtype=torch.float64) / pooled.numel()
+    assert float((torch.special.ndtr(sorted_draws) - empirical).abs().max()) < 0.01
+
+
+def test_stratified_mixture_batches_keep_the_component_counts_and_tails():
+    mixture = GaussianMixture.paper()
+    generator = torch.Generator().manual_seed(1)
+    iid = [mixture.sample(1000, generator) for _ in range(300)]
+    stratified = [mixture.sample(1000, generator, stratified=True) for _ in range(300)]
+    # The broad component (mean 2, sd sqrt 2) puts 670 / 1000 draws above its 99.9% quantile only on average
+    # when i.i.d.; stratified, every batch holds exactly its share (0.67 draws -> 0 or 1, never more).
+    threshold = 2.0 + 2.0**0.5 * 3.0902
+    iid_counts = torch.tensor([int((x > threshold).sum()) for x in iid])
+    stratified_counts = torch.tensor([int((x > threshold).sum()) for x in stratified])
+    assert int(stratified_counts.max()) <= 1 < int(iid_counts.max())
+    assert abs(float(torch.cat(stratified).mean()) - mixture.mean) < 0.01
 
 
 def test_short_febm_run_recovers_a_single_gaussian():

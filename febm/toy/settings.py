@@ -20,6 +20,7 @@ class TrainSettings:
     h_init_spread: float | None
     updates: str
     sampler: str
+    stratified: bool
     langevin_steps: int
     langevin_step_size: float
     h_lr: float

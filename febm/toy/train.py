@@ -36,7 +36,7 @@ from febm.objectives import (
     energy_loss,
     variational_loss,
 )
-from febm.quadrature import GaussianMixture
+from febm.quadrature import GaussianMixture, standard_normal
 from febm.toy.fast_grad import (
     FlatAdam,
     clip_to_rms,
@@ -218,7 +218,7 @@ class ToyTrainer:
         mu, sigma = self.theta.detach()
         n = self.settings.model_batch_size
         if self.chains is None:
-            return mu + sigma * torch.randn(n, generator=self.generator)
+            return mu + sigma * standard_normal(n, self.generator, stratified=self.settings.stratified)
         eps = self.settings.langevin_step_size
         for _ in range(self.settings.langevin_steps):
             # Eq. 5: x <- x - eps/2 dE/dx + sqrt(eps) z, with dE/dx = (x - mu)/sigma^2 (H is not used).
@@ -238,7 +238,7 @@ class ToyTrainer:
         if self.uses_h:
             h_schedule = (step, self.iterations, settings.decay_start, settings.h_final_lr_fraction)
             self.opt_h.set_lr(settings.h_lr * lr_multiplier(*h_schedule, settings.warmup_iterations))
-        x_pos = self.mixture.sample(settings.batch_size, self.generator)
+        x_pos = self.mixture.sample(settings.batch_size, self.generator, stratified=settings.stratified)
         x_neg = self.sample_model()
         update_energy = multiplier > 0
         if self.method == "febm":
