@@ -42,7 +42,9 @@ def kl_runs():
 def test_stratified_draws_hold_one_draw_per_stratum_and_are_standard_normal():
     n, batches = 200, 400
     generator = torch.Generator().manual_seed(0)
-    draws = torch.stack([standard_normal(n, generator, torch.float64, stratified=True) for _ in range(batches)])
+    draws = torch.stack(
+        [standard_normal(n, generator, torch.float64, stratified=True) for _ in range(batches)]
+    )
     # One draw in each equal-probability stratum of N(0, 1), in every batch.
     strata = torch.floor(torch.special.ndtr(draws) * n)
     assert torch.equal(strata, torch.arange(n, dtype=torch.float64).expand(batches, n))
