@@ -100,3 +100,19 @@ def test_unknown_divergence_is_rejected():
 def test_invalid_mixtures_are_rejected(weights, means, stds, message):
     with pytest.raises(InvalidMixtureError, match=message):
         GaussianMixture(weights, means, stds)
+
+
+def test_equilibrium_refinement_never_ends_further_from_equilibrium_than_it_started():
+    from febm.toy.stability import _refine
+
+    class LinearField:
+        """v(phi) = -phi: equilibrium at 0; Adam's fixed-size steps overshoot a start that is already close."""
+
+        def field(self, phi: torch.Tensor) -> torch.Tensor:
+            return -phi
+
+    start = torch.full((3,), 1e-6, dtype=torch.float64)
+    refined = _refine(LinearField(), start, steps=50, lr=1e-3)
+    assert float(refined.norm()) <= float(start.norm())
+    far = torch.full((3,), 0.5, dtype=torch.float64)
+    assert float(_refine(LinearField(), far, steps=200, lr=1e-2).norm()) < 0.5 * float(far.norm())
