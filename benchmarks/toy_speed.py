@@ -29,6 +29,7 @@ import argparse
 import json
 import math
 import resource
+import shutil
 import statistics
 import sys
 import time
@@ -135,6 +136,9 @@ def main() -> int:
         help="steps of the original recipe timed before each divergence's run",
     )
     args = parser.parse_args()
+    study_dir = Path(args.out).resolve() / "toy"
+    if study_dir.exists() and (REPO / "benchmarks" / "out") not in study_dir.parents:
+        raise SystemExit(f"{study_dir} exists and is not under benchmarks/out; pass a fresh --out")
     torch.set_num_threads(1)
     config = validate({"preset": "paper"})
     mixture = mixture_from_config(config)
@@ -165,6 +169,9 @@ def main() -> int:
     if not args.skip_study:
         from febm.toy.study import run_study
 
+        # A study folder from an earlier run with the same settings would be resumed from its finished
+        # checkpoints and time nothing.
+        shutil.rmtree(study_dir, ignore_errors=True)
         start = time.perf_counter()
         summary = run_study(config, args.out, jobs=args.jobs)
         result["study_wall_seconds"] = time.perf_counter() - start
