@@ -116,3 +116,17 @@ def test_equilibrium_refinement_never_ends_further_from_equilibrium_than_it_star
     assert float(refined.norm()) <= float(start.norm())
     far = torch.full((3,), 0.5, dtype=torch.float64)
     assert float(_refine(LinearField(), far, steps=200, lr=1e-2).norm()) < 0.5 * float(far.norm())
+
+
+@pytest.mark.parametrize("name", ["kl", "squared_hellinger", "alpha_0.9", "reverse_kl"])
+def test_divergence_map_is_finite_where_the_divergence_is_even_on_a_grid_far_beyond_q(name):
+    # Figure 4's map shares one wide grid between narrow and wide q: far from a narrow q, e^t overflows and
+    # q c(t) was denormal * inf. These divergences are finite for every Gaussian.
+    from febm.toy.figures import divergence_surface
+    from febm.toy.optimum import gaussian_divergence
+
+    mixture = GaussianMixture.paper()
+    surface = divergence_surface(name, mixture, [-1.8, 3.8], [0.38, 3.3])
+    assert bool(torch.isfinite(surface).all())
+    own_grid = gaussian_divergence(get_divergence(name), mixture, -1.8, 0.38)
+    assert float(surface[0, 0]) == pytest.approx(float(own_grid), rel=1e-6)

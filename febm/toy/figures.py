@@ -261,6 +261,7 @@ def figure4(config, optima, runs, convergence_paths, out, dpi) -> list[Path]:
         raise ToyInputError("figure 4 needs --convergence results/toy/convergence/<divergence>.csv files")
     plt = _style()
     import matplotlib.colors as mcolors
+    import matplotlib.patheffects as patheffects
 
     mixture = mixture_from_config(config)
     trajectories: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -297,7 +298,14 @@ def figure4(config, optima, runs, convergence_paths, out, dpi) -> list[Path]:
             )
         for index in sorted({r["init"] for r in rows}):
             path = sorted((r for r in rows if r["init"] == index), key=lambda r: r["step"])
-            ax.plot([r["mu"] for r in path], [r["sigma"] for r in path], color="white", lw=1.0)
+            # A dark outline keeps the white path visible where the map is blank (D_f not finite there).
+            ax.plot(
+                [r["mu"] for r in path],
+                [r["sigma"] for r in path],
+                color="white",
+                lw=1.0,
+                path_effects=[patheffects.Stroke(linewidth=2.2, foreground="black"), patheffects.Normal()],
+            )
             ax.plot(path[0]["mu"], path[0]["sigma"], "o", color="white", ms=3.5, mec="black", mew=0.5)
             stopped = path[-1]["status"] != "completed"  # the loss became non-finite: where it stopped
             ax.plot(

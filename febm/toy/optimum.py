@@ -88,25 +88,50 @@ def quadrature_grid(
 def divergence_integrand(divergence: Divergence, log_p: Tensor, log_q: Tensor) -> Tensor:
     """p g(t) - q c(t) at t = log p/q, i.e. q f(p/q): its integral is D_f(p||q) (Theorem 2).
 
-    Where one density underflows float64 but the other does not, the product form would give 0 * inf;
-    there the integrand is written through the density that is still representable, using
+    Where one density underflows float64 (or |t| > EXP_LIMIT) but the other does not, the product form would give
+    0 * inf; there the integrand is written through the density that is still representable, using
     c(t) = e^t g(t) - f(e^t): p (g(t) - e^{-t} c(t)) when q underflows, q (e^t g(t) - c(t)) when p does.
     Each branch only sees the t of its own nodes, so no inf or NaN reaches autograd from the others.
     """
     p, q = torch.exp(log_p), torch.exp(log_q)
     t = log_p - log_q
-    both = (p > 0) & (q > 0)
-    only_p, only_q = (p > 0) & (q == 0), (p == 0) & (q > 0)
+    # Nodes where e^|t| overflows go to the one-density forms too: there q (or p) is at most a denormal, and
+    # q c(t) would be denormal * inf.
+    only_p = (p > 0) & ((q == 0) | (t > EXP_LIMIT))
+    only_q = (q > 0) & ((p == 0) | (t < -EXP_LIMIT))
+    both = (p > 0) & (q > 0) & ~only_p & ~only_q
     zero = torch.zeros_like(t)
     t_both, t_p, t_q = torch.where(both, t, zero), torch.where(only_p, t, zero), torch.where(only_q, t, zero)
     value = torch.where(both, p * divergence.g(t_both) - q * divergence.c(t_both), zero)
     if bool(only_p.any()):
-        tail = p * (divergence.g(t_p) - torch.exp(-t_p) * divergence.c(t_p))
-        value = torch.where(only_p, tail, value)
+        tail = _linear_beyond(lambda s: divergence.g(s) - torch.exp(-s) * divergence.c(s), t_p, EXP_LIMIT)
+        value = torch.where(only_p, p * tail, value)
     if bool(only_q.any()):
-        tail = q * (torch.exp(t_q) * divergence.g(t_q) - divergence.c(t_q))
-        value = torch.where(only_q, tail, value)
+        tail = _linear_beyond(lambda s: torch.exp(s) * divergence.g(s) - divergence.c(s), t_q, -EXP_LIMIT)
+        value = torch.where(only_q, q * tail, value)
     return value
+
+
+# |t| beyond which e^t or e^-t leaves float64 (e^709.8 overflows).
+EXP_LIMIT = 700.0
+
+
+def _linear_beyond(function, t: Tensor, limit: float) -> Tensor:
+    """function(t), continued linearly past ``limit`` (t > limit for a positive limit, t < limit for a negative).
+
+    Past the limit, e^{-t} c(t) and e^t g(t) would be 0 * inf = NaN. The tails there are e^{-t} f(e^t) and f(e^t),
+    which for the registered f grow at most linearly in t (KL's log u) or approach a constant; the slope over the
+    last unit before the limit continues them. Where f grows faster (Pearson), the value is already astronomically
+    large at the limit, so the integral is reported as diverging either way.
+    """
+    beyond = t > limit if limit > 0 else t < limit
+    if not bool(beyond.any()):
+        return function(t)
+    step = 1.0 if limit > 0 else -1.0
+    inside = torch.where(beyond, torch.full_like(t, limit), t)
+    at_limit = function(inside)
+    slope = at_limit - function(inside - step)
+    return torch.where(beyond, at_limit + (t - inside) * slope * step, at_limit)
 
 
 def gaussian_divergence(
