@@ -331,7 +331,7 @@ def figure4(config, optima, runs, convergence_paths, out, dpi) -> list[Path]:
         ax.set_title(pretty_name(divergence), fontsize=10)
     fig.suptitle(
         "Figure 4: f-EBM trajectories of (μ, σ) from random starts (○) to the end (×); "
-        "★ exact optimum; colour: D_f(p‖q) above its minimum (log scale)",
+        "★ exact optimum; colour: D_f(p‖q) above its minimum (log scale), blank where D_f is infinite",
         fontsize=10,
     )
     return _save(fig, out, dpi)
