@@ -23,6 +23,17 @@ class InvalidMixtureError(FebmError, ValueError):
     """Mixture parameters that do not define a probability density."""
 
 
+# How tables, figures and the report write the named divergences (alpha_<a> is written from its a).
+DIVERGENCE_DISPLAY = {
+    "kl": "KL",
+    "reverse_kl": "Reverse KL",
+    "jensen_shannon": "Jensen-Shannon",
+    "squared_hellinger": "Squared Hellinger",
+    "pearson_x2": "Pearson χ²",
+    "neyman_x2": "Neyman χ²",
+}
+
+
 def parse_alpha_name(name: object) -> float | None:
     """The a of ``alpha_<a>``, or None if ``name`` is not of that form."""
     match = ALPHA_PATTERN.match(name) if isinstance(name, str) else None

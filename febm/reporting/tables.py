@@ -17,6 +17,7 @@ from pathlib import Path
 
 from febm.reporting.errors import ReportInputError
 from febm.reporting.labels import labels_of_record, merge_labels
+from febm.validation import DIVERGENCE_DISPLAY
 
 TABLE_TITLES = {
     1: "Table 1. CIFAR-10 class-conditional generation: Inception Score and FID",
@@ -43,14 +44,6 @@ METHOD_DISPLAY = {
     "contrastive_divergence": "Contrastive divergence",
     "optimum": "Exact optimum",
     "mle": "Maximum likelihood",
-}
-DIVERGENCE_DISPLAY = {
-    "kl": "KL",
-    "reverse_kl": "Reverse KL",
-    "jensen_shannon": "Jensen-Shannon",
-    "squared_hellinger": "Squared Hellinger",
-    "pearson_x2": "Pearson χ²",
-    "neyman_x2": "Neyman χ²",
 }
 METRIC_DISPLAY = {"inception_score": "Inception Score", "fid": "FID", "mu": "μ", "sigma": "σ"}
 MEAN_COLUMNS = ("mean", "ours_mean", "value", "ours")

@@ -18,6 +18,7 @@ from febm.toy.optimum import divergence_integrand
 from febm.toy.runs import ToyInputError, load_h, load_optimum, load_run
 from febm.toy.settings import mixture_from_config
 from febm.toy.table import BASELINE_ROWS
+from febm.validation import DIVERGENCE_DISPLAY
 
 COLOURS = {
     "data": "#1f77b4",
@@ -30,12 +31,7 @@ COLOURS = {
 
 def pretty_name(divergence: str) -> str:
     names = {
-        "kl": "KL",
-        "reverse_kl": "Reverse KL",
-        "jensen_shannon": "Jensen-Shannon",
-        "squared_hellinger": "Squared Hellinger",
-        "pearson_x2": "Pearson χ²",
-        "neyman_x2": "Neyman χ²",
+        **DIVERGENCE_DISPLAY,
         "contrastive_divergence": "Contrastive divergence (KL)",
         "maximum_likelihood": "Maximum likelihood (KL)",
     }
