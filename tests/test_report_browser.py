@@ -15,6 +15,7 @@ import os
 import re
 import select
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -72,6 +73,7 @@ class DevToolsPipe:
             stderr=subprocess.DEVNULL,
             close_fds=False,
             preexec_fn=map_pipes_to_fds_3_and_4,
+            start_new_session=True,  # its own process group: close() stops its helper processes too
         )
         os.close(self._to_browser_read)
         os.close(self._from_browser_write)
@@ -125,11 +127,31 @@ class DevToolsPipe:
     def close(self) -> None:
         os.close(self._to_browser)
         os.close(self._from_browser)
-        self.process.terminate()
+        # Chromium's helpers (renderer, crash handler) outlive the main process for a moment and keep writing
+        # to the profile directory, which then cannot be removed: stop the whole group and wait for it.
+        self._signal_group(signal.SIGTERM)
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            self._signal_group(signal.SIGKILL)
+            self.process.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and self._group_alive():
+            time.sleep(0.05)
+        self._signal_group(signal.SIGKILL)
+
+    def _signal_group(self, sig: int) -> None:
+        try:
+            os.killpg(self.process.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def _group_alive(self) -> bool:
+        try:
+            os.killpg(self.process.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
 
 
 def find_browser() -> str:
