@@ -50,3 +50,17 @@ def cifar10_standin_npz(cifar10_standin_root: Path, tmp_path_factory: pytest.Tem
     out = tmp_path_factory.mktemp("prepared") / "cifar10.npz"
     prepare_data(validate({"images": {"standin_data": True}}), "cifar10", cifar10_standin_root, out)
     return out
+
+
+# --- 1-D study (febm/toy) ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """The toy study runs one thread per process; more only spins on two shared cores."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

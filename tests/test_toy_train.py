@@ -16,13 +16,7 @@ from febm.toy.train import CHECKPOINT_NAME, ToyTrainer, ToyTrainingError
 SINGLE = GaussianMixture([1.0], [0.5], [1.2])
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The toy study runs one thread per process; more only spins on two shared cores."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def settings(**overrides) -> TrainSettings:
