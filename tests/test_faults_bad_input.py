@@ -211,7 +211,7 @@ def _wrong_architecture_training_state(world: World) -> list[str]:
     from febm.config import load_config
     from febm.images import checkpoint as ckpt
     from febm.images.networks import NetworkConfig, build_energy_network
-    from febm.images.run import settings_key
+    from febm.images.run import checkpoint_key
     from febm.images.training import TrainSettings
 
     wider = load_config([world.config(IMAGES, {"images": {"cifar10": {"network": {"num_filters": 8}}}})])
@@ -219,7 +219,7 @@ def _wrong_architecture_training_state(world: World) -> list[str]:
         wider["images"]["cifar10"], method="febm", divergence="jensen_shannon", seed=0
     )
     network = build_energy_network(NetworkConfig(num_filters=8, num_classes=10))
-    state = {"settings_key": settings_key(settings), "energy": network.state_dict()}
+    state = {"settings_key": checkpoint_key(wider, "cifar10", settings), "energy": network.state_dict()}
     ckpt.save_training_state(world.root / "ckpt", 2, 0, state)
     return train_images(world, world.config(IMAGES))
 

@@ -94,3 +94,102 @@ def test_editing_only_the_report_template_reruns_only_the_report(smoke_run):
     result = snakemake(smoke_run, "--dry-run")
     assert result.returncode == 0, result.stderr[-4000:]
     assert job_names(result.stdout + result.stderr) == {"report", "all"}
+
+
+# --- run identity: growing or editing the grid keeps finished work (febm.runspec) ----------------
+
+
+def planned_jobs(workdir: Path, overlay: dict) -> set[tuple[str, str]]:
+    """(rule, wildcards) of every job a dry run plans with the smoke preset plus ``overlay``."""
+    import yaml
+
+    (workdir / "overlay.yaml").write_text(yaml.safe_dump(overlay))
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", "--dry-run", "--configfile", "config/smoke.yaml",
+         "overlay.yaml"],
+        cwd=workdir, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    jobs = set()
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", result.stdout + result.stderr):
+        header = re.match(r"(?:local)?rule (\w+):", block.strip())
+        if header:
+            wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.M)
+            jobs.add((header.group(1), wildcards.group(1) if wildcards else ""))
+    return jobs
+
+
+def rules_of(jobs: set[tuple[str, str]]) -> set[str]:
+    return {rule for rule, _ in jobs}
+
+
+def jobs_of(jobs: set[tuple[str, str]], rule: str) -> set[str]:
+    return {wildcards for name, wildcards in jobs if name == rule}
+
+
+AGGREGATES = {"all", "report"}
+
+
+def test_adding_seeds_plans_only_the_new_runs_and_what_reads_them(smoke_run):
+    jobs = planned_jobs(smoke_run, {"toy": {"seeds": [0, 1, 2]}, "images": {"seeds": [0, 1]}})
+    toy_new = {f"toy_method={m}, toy_divergence=kl, seed=2" for m in ("febm", "cd", "mle")}
+    assert jobs_of(jobs, "toy_train") == toy_new
+    trained = jobs_of(jobs, "train_images")
+    assert len(trained) == 4 and all(w.endswith("seed=1") for w in trained)
+    assert rules_of(jobs) <= AGGREGATES | {
+        "toy_train", "toy_stability", "toy_table", "toy_figure", "train_images", "sample_images",
+        "score_images", "sample_grid", "image_table",
+    }  # fmt: skip
+    assert len(jobs_of(jobs, "score_images")) == 4
+
+
+def test_adding_a_divergence_plans_only_its_runs(smoke_run):
+    jobs = planned_jobs(smoke_run, {"images": {"divergences": ["jensen_shannon", "squared_hellinger"]}})
+    assert {w.split(", seed")[0] for w in jobs_of(jobs, "train_images")} == {
+        f"dataset={d}, image_method=febm, image_divergence=squared_hellinger" for d in ("cifar10", "celeba32")
+    }
+    assert not {"prepare_data", "fid_stats", "toy_train", "toy_optimum"} & rules_of(jobs)
+
+
+def test_editing_a_figure_setting_reruns_only_figures(smoke_run):
+    jobs = planned_jobs(smoke_run, {"toy": {"figures": {"dpi": 61}}})
+    assert rules_of(jobs) == AGGREGATES | {"toy_figure"} and len(jobs_of(jobs, "toy_figure")) == 4
+
+
+def test_editing_one_dataset_reruns_nothing_of_the_other(smoke_run):
+    jobs = planned_jobs(smoke_run, {"images": {"cifar10": {"sampler": {"steps": 4}}}})
+    trained = jobs_of(jobs, "train_images")
+    assert len(trained) == 2 and all("dataset=cifar10" in w for w in trained)
+    assert not any("celeba32" in w for _, w in jobs)
+    assert not {"prepare_data", "fid_stats", "toy_train"} & rules_of(jobs)
+
+
+def test_checkpoint_folders_of_unchanged_runs_keep_their_paths(smoke_run):
+    import yaml
+
+    from febm.config import load_config
+    from febm.runspec import checkpoint_dir, image_runs
+
+    base = load_config([smoke_run / "config" / "config.yaml", smoke_run / "config" / "smoke.yaml"])
+    grown = yaml.safe_load(yaml.safe_dump(base))
+    grown["images"]["seeds"] = [0, 1]
+    grown["images"]["divergences"] = ["jensen_shannon", "kl"]
+    grown["images"]["cifar10"]["training"]["iterations"] = 6  # a longer run resumes where it stopped
+    grown = load_config_from(grown)
+    for run in image_runs(base):
+        folder = checkpoint_dir(base, run, "resources/standin")
+        assert (smoke_run / folder).is_dir(), folder
+        assert checkpoint_dir(grown, run, "resources/standin") == folder
+    edited = load_config_from({**grown, "images": {**grown["images"], "celeba32": {
+        **grown["images"]["celeba32"], "network": {"num_filters": 4}}}})  # fmt: skip
+    for run in image_runs(base):
+        moved = checkpoint_dir(edited, run, "resources/standin") != checkpoint_dir(
+            base, run, "resources/standin"
+        )
+        assert moved == (run.dataset == "celeba32"), run
+
+
+def load_config_from(config: dict) -> dict:
+    from febm.config import validate
+
+    return validate(config)

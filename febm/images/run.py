@@ -31,6 +31,7 @@ from febm.images.networks import parameter_count
 from febm.images.training import METHODS, ImageTrainer, TrainingDivergedError, TrainSettings
 from febm.io import provenance, write_json_atomic, write_text_atomic
 from febm.objectives import NonFiniteLossError
+from febm.runspec import RunSpec, resume_key
 
 LOG_FIELDS = [
     "iteration", "warmup", "loss_e", "loss_h", "bound",
@@ -127,7 +128,7 @@ def _csv_text(rows: list[dict[str, str]]) -> str:
 # --- resume / save ------------------------------------------------------------------------------
 
 
-def resume(trainer: ImageTrainer, checkpoint_dir: Path, context: ProcessContext) -> int:
+def resume(trainer: ImageTrainer, checkpoint_dir: Path, context: ProcessContext, key: str) -> int:
     """Load the newest checkpoint every rank can read; returns its iteration (0 for a fresh run)."""
     found = ckpt.latest_loadable_iteration(checkpoint_dir, context.rank)
     iteration = agree_on_minimum(context, found[0] if found else 0)
@@ -141,7 +142,7 @@ def resume(trainer: ImageTrainer, checkpoint_dir: Path, context: ProcessContext)
             f"no readable checkpoint at iteration {iteration} in {str(checkpoint_dir)!r}"
         )
     saved_key = state.get("settings_key")
-    if saved_key is not None and saved_key != settings_key(trainer.settings):
+    if saved_key is not None and saved_key != key:
         raise ckpt.CheckpointError(
             f"the checkpoints in {str(checkpoint_dir)!r} belong to a run with other settings (method, "
             "divergence, seed or images.<dataset> keys); use another --checkpoint-dir or delete that folder"
@@ -157,19 +158,18 @@ def resume(trainer: ImageTrainer, checkpoint_dir: Path, context: ProcessContext)
     return iteration
 
 
-def settings_key(settings: TrainSettings) -> str:
-    """What a checkpoint must match to be resumed (not the length of the run or the divergence guard)."""
-    import dataclasses
-
-    values = dataclasses.asdict(settings)
-    for key in ("iterations", "energy_limit"):
-        values.pop(key)
-    return config_hash(values)
+def checkpoint_key(config: dict[str, Any], dataset: str, settings: TrainSettings) -> str:
+    """What a checkpoint must match to be resumed: :func:`febm.runspec.resume_key` of this run (the
+    workflow names the run's checkpoint folder after the same key)."""
+    run = RunSpec("images", dataset, settings.method, settings.divergence, settings.seed)
+    return resume_key(config, run)
 
 
-def save_checkpoint(trainer: ImageTrainer, checkpoint_dir: Path, context: ProcessContext, keep: int) -> None:
+def save_checkpoint(
+    trainer: ImageTrainer, checkpoint_dir: Path, context: ProcessContext, keep: int, key: str
+) -> None:
     state = trainer.local_state()
-    state["settings_key"] = settings_key(trainer.settings)
+    state["settings_key"] = key
     if context.is_main:
         state.update(trainer.shared_state())
     ckpt.save_training_state(checkpoint_dir, trainer.iteration, context.rank, state)
@@ -231,7 +231,8 @@ def _train(
     training_section = config["images"][dataset]["training"]
     started = time.time()
     trainer = ImageTrainer(settings, data, context.device, rank=context.rank, world_size=context.world_size)
-    resumed_from = resume(trainer, checkpoint_dir, context)
+    key = checkpoint_key(config, dataset, settings)
+    resumed_from = resume(trainer, checkpoint_dir, context, key)
     log = TrainLog(checkpoint_dir / "train_log.csv", resumed_from) if context.is_main else None
     bar = tqdm(
         total=settings.iterations,
@@ -256,7 +257,7 @@ def _train(
             if done % training_section["checkpoint_interval"] == 0 or done == settings.iterations:
                 if log is not None:
                     log.flush()
-                save_checkpoint(trainer, checkpoint_dir, context, training_section["keep_checkpoints"])
+                save_checkpoint(trainer, checkpoint_dir, context, training_section["keep_checkpoints"], key)
             if context.is_main and done % training_section["sample_interval"] == 0:
                 save_grid(trainer.last_negatives, checkpoint_dir / "samples_latest.png")
     finally:

@@ -18,9 +18,9 @@ from typing import Any
 import yaml
 
 from febm.io import write_json_atomic, write_text_atomic
+from febm.runspec import BASELINE_DIVERGENCE, TOY_BASELINES, toy_optimum_divergences, toy_runs
 
 PAPER_RESULTS = Path(__file__).resolve().parent.parent / "data" / "reported_results.csv"
-BASELINES = ("cd", "mle")
 
 
 class InlineExecutor:
@@ -81,12 +81,11 @@ def run_study(config: dict[str, Any], out: str | Path, jobs: int | None = None) 
     out = Path(out)
     toy = config["toy"]
     divergences, seeds = list(toy["divergences"]), list(toy["seeds"])
-    optimum_divergences = divergences + ([] if "kl" in divergences else ["kl"])
+    optimum_divergences = toy_optimum_divergences(config)
     optimum_path = {d: out / "toy" / "optimum" / f"{d}.json" for d in optimum_divergences}
-    runs = [("febm", d, s) for d in divergences for s in seeds] + [
-        (m, "kl", s) for m in BASELINES for s in seeds
-    ]
-    run_dir = {key: out / "toy" / "runs" / key[0] / key[1] / f"seed{key[2]}" for key in runs}
+    specs = toy_runs(config)
+    runs = [(spec.method, spec.divergence, spec.seed) for spec in specs]
+    run_dir = {(spec.method, spec.divergence, spec.seed): out / spec.run_dir for spec in specs}
     convergence_path = {d: out / "toy" / "convergence" / f"{d}.csv" for d in divergences}
     stability_path = {d: out / "toy" / "stability" / f"{d}.json" for d in divergences}
     table_path = out / "tables" / "table5.csv"
@@ -167,7 +166,7 @@ def _wait(futures: list[Future], what: str) -> None:
 
 def _summary(metrics: dict, divergences: list[str], seeds: list[int]) -> dict[str, Any]:
     out = {}
-    for method, names in (("febm", divergences), ("cd", ["kl"]), ("mle", ["kl"])):
+    for method, names in (("febm", divergences), *((b, [BASELINE_DIVERGENCE]) for b in TOY_BASELINES)):
         for d in names:
             runs = [metrics[(method, d, s)] for s in seeds]
             mu_error = statistics.fmean(r["mu"] for r in runs) - runs[0]["mu_optimal"]

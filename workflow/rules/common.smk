@@ -6,6 +6,7 @@ import re
 
 import febm.config
 import febm.io
+import febm.runspec
 
 
 # `shell:` commands call `febm`; make the one installed next to this Python win even when the
@@ -51,12 +52,19 @@ write_resolved_config(config)
 CONFIG_HASH = febm.config.config_hash(_plain(config))
 
 
-def settings_digest(*sections):
-    """A short hash of the preset plus the named config sections: a rule's params rerun trigger."""
-    selected = {"preset": config["preset"]}
-    for section in sections:
-        selected[section] = config.get(section, {})
-    return febm.config.config_hash(_plain(selected))
+def settings_key(stage):
+    """A rule's rerun trigger (params): a hash of only the settings that change the stage's output
+    (febm.runspec), so growing the grid or editing a figure option leaves finished runs alone."""
+    return febm.runspec.settings_key(config, stage)
+
+
+def dataset_settings_key(stage):
+    """settings_key for a per-dataset stage: editing images.cifar10 reruns nothing of celeba32."""
+
+    def key_of(wildcards):
+        return febm.runspec.settings_key(config, stage, wildcards.dataset)
+
+    return key_of
 
 
 # ---------------------------------------------------------------------------------------------
@@ -65,9 +73,8 @@ TOY = config["toy"]
 TOY_ENABLED = TOY["enabled"]
 TOY_DIVERGENCES = list(TOY["divergences"])
 TOY_SEEDS = list(TOY["seeds"])
-# Baselines of Table 5 are defined for KL only: contrastive divergence (Eq. 8) and maximum likelihood.
-TOY_BASELINE_DIVERGENCE = "kl"
-TOY_BASELINES = ["cd", "mle"]
+TOY_BASELINE_DIVERGENCE = febm.runspec.BASELINE_DIVERGENCE
+TOY_BASELINES = list(febm.runspec.TOY_BASELINES)
 TOY_FIGURES = [1, 2, 3, 4]
 
 
@@ -104,9 +111,7 @@ def benchmark_path(stage, name):
 
 def toy_runs():
     """(method, divergence, seed) of every 1-D training run: f-EBM per divergence, baselines on KL."""
-    runs = [("febm", divergence, seed) for divergence in TOY_DIVERGENCES for seed in TOY_SEEDS]
-    runs += [(method, TOY_BASELINE_DIVERGENCE, seed) for method in TOY_BASELINES for seed in TOY_SEEDS]
-    return runs
+    return [(run.method, run.divergence, run.seed) for run in febm.runspec.toy_runs(config)]
 
 
 def toy_run_dirs():
@@ -122,8 +127,7 @@ def toy_run_metrics():
 
 def toy_optimum_divergences():
     """Every divergence with a numerical optimum: the configured ones plus KL for the baselines."""
-    extra = [] if TOY_BASELINE_DIVERGENCE in TOY_DIVERGENCES else [TOY_BASELINE_DIVERGENCE]
-    return TOY_DIVERGENCES + extra
+    return febm.runspec.toy_optimum_divergences(config)
 
 
 def toy_optima():
@@ -158,8 +162,7 @@ IMAGE_METHODS = list(IMAGES["methods"])
 IMAGE_DIVERGENCES = list(IMAGES["divergences"])
 IMAGE_SEEDS = list(IMAGES["seeds"])
 IMAGE_THREADS = config["workflow"]["image_threads"]
-# Contrastive divergence has no divergence choice; its underlying discrepancy is KL (Section 6.2).
-IMAGE_CD_DIVERGENCE = "kl"
+IMAGE_CD_DIVERGENCE = febm.runspec.BASELINE_DIVERGENCE
 # Table 1 is CIFAR-10 (class-conditional), Table 2 CelebA 32x32 (unconditional).
 TABLE_OF_DATASET = {"cifar10": 1, "celeba32": 2}
 DATASET_OF_TABLE = {table: dataset for dataset, table in TABLE_OF_DATASET.items()}
@@ -196,12 +199,7 @@ APPENDIX_KINDS = ["process", "denoise", "inpaint", "neighbours"]
 
 def image_runs(datasets=None):
     """(dataset, method, divergence, seed) of every image training run."""
-    runs = []
-    for dataset in IMAGE_DATASETS if datasets is None else datasets:
-        for method in IMAGE_METHODS:
-            divergences = IMAGE_DIVERGENCES if method == "febm" else [IMAGE_CD_DIVERGENCE]
-            runs += [(dataset, method, divergence, seed) for divergence in divergences for seed in IMAGE_SEEDS]
-    return runs
+    return [(r.dataset, r.method, r.divergence, r.seed) for r in febm.runspec.image_runs(config, datasets)]
 
 
 def image_run_files(template, datasets=None):
@@ -270,8 +268,10 @@ def standin_kind_of(wildcards):
 
 
 def image_checkpoint_dir(wildcards):
-    run = IMAGE_RUN.format(**wildcards)
-    return f"resources/checkpoints/{settings_digest('images')}/{run}"
+    run = febm.runspec.RunSpec(
+        "images", wildcards.dataset, wildcards.image_method, wildcards.image_divergence, int(wildcards.seed)
+    )
+    return febm.runspec.checkpoint_dir(config, run, RESOURCES)
 
 
 def image_scores_of_table(wildcards):

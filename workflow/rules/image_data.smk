@@ -24,7 +24,7 @@ rule prepare_data:
     output:
         PREPARED_DATA,
     params:
-        settings=settings_digest("images"),
+        settings=dataset_settings_key("prepare_data"),
         root=RAW_DATA_ROOT,
     threads: IMAGE_THREADS
     log:

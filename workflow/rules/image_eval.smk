@@ -10,7 +10,7 @@ rule fid_stats:
     output:
         FID_STATS,
     params:
-        settings=settings_digest("images", "evaluation"),
+        settings=dataset_settings_key("fid_stats"),
     threads: IMAGE_THREADS
     resources:
         gpu=1,
@@ -31,7 +31,7 @@ rule sample_images:
     output:
         IMAGE_SAMPLES,
     params:
-        settings=settings_digest("images", "evaluation"),
+        settings=settings_key("sample_images"),
         num_samples=config["evaluation"]["num_samples"],
         protocol=config["evaluation"]["protocol"],
     threads: IMAGE_THREADS
@@ -56,7 +56,7 @@ rule score_images:
     output:
         IMAGE_SCORES,
     params:
-        settings=settings_digest("evaluation"),
+        settings=settings_key("score_images"),
     threads: IMAGE_THREADS
     resources:
         gpu=1,
@@ -78,7 +78,7 @@ rule sample_grid:
     output:
         IMAGE_GRID,
     params:
-        settings=settings_digest("evaluation"),
+        settings=settings_key("sample_grid"),
     log:
         log_path("sample_grid", "{dataset}_{image_method}_{image_divergence}_seed{seed}"),
     shell:
@@ -96,7 +96,7 @@ rule appendix_figure:
     output:
         APPENDIX_FIGURE,
     params:
-        settings=settings_digest("evaluation"),
+        settings=settings_key("appendix_figure"),
     wildcard_constraints:
         kind="process|denoise|inpaint|neighbours",
     log:

@@ -1,7 +1,8 @@
 # Image training: one job per dataset x method x divergence x seed, one GPU each.
-# Resumable training state goes to resources/checkpoints/<settings digest>/..., outside the declared
+# Resumable training state goes to resources/checkpoints/<run>/<resume key>, outside the declared
 # outputs: Snakemake deletes a job's outputs before it starts and after it fails, so a retry (or a
-# requeued SLURM job) resumes from there. The digest keeps runs with other settings apart.
+# requeued SLURM job) resumes from there. The key (febm.runspec.resume_key) keeps runs with other
+# training settings apart, and ignores the run length, so raising `iterations` continues a run.
 
 
 rule gpu_check:
@@ -12,7 +13,7 @@ rule gpu_check:
     output:
         GPU_CHECK,
     params:
-        settings=settings_digest("images", "workflow"),
+        settings=settings_key("gpu_check"),
     resources:
         gpu=1,
     priority: 100
@@ -35,7 +36,7 @@ rule train_images:
         train_log=f"{IMAGE_RUN_DIR}/train_log.csv",
         samples=f"{IMAGE_RUN_DIR}/samples.png",
     params:
-        settings=settings_digest("images"),
+        settings=dataset_settings_key("train_images"),
         out_dir=IMAGE_RUN_DIR,
         checkpoint_dir=image_checkpoint_dir,
     threads: IMAGE_THREADS

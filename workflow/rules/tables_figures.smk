@@ -11,7 +11,7 @@ rule toy_table:
     output:
         TABLE.format(table=5),
     params:
-        settings=settings_digest("toy"),
+        settings=settings_key("toy_table"),
         run_dirs=toy_run_dirs(),
     log:
         log_path("tables", "table5"),
@@ -31,7 +31,7 @@ rule toy_figure:
         png=FIGURE_PNG,
         pdf=FIGURE_PDF,
     params:
-        settings=settings_digest("toy"),
+        settings=settings_key("toy_figure"),
         run_dirs=toy_run_dirs(),
         convergence=toy_figure_convergence_args,
     log:
@@ -50,7 +50,7 @@ rule image_table:
     output:
         TABLE,
     params:
-        settings=settings_digest("images", "evaluation"),
+        settings=settings_key("image_table"),
     wildcard_constraints:
         table="[12]",
     log:

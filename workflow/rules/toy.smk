@@ -9,7 +9,7 @@ rule toy_optimum:
     output:
         TOY_OPTIMUM,
     params:
-        settings=settings_digest("toy"),
+        settings=settings_key("toy_optimum"),
     log:
         log_path("toy_optimum", "{toy_divergence}"),
     benchmark:
@@ -29,7 +29,7 @@ rule toy_train:
         trajectory=f"{TOY_RUN_DIR}/trajectory.csv",
         ratio_network=f"{TOY_RUN_DIR}/h.pt",
     params:
-        settings=settings_digest("toy"),
+        settings=settings_key("toy_train"),
         out_dir=TOY_RUN_DIR,
     threads: TOY["threads"]
     log:
@@ -50,7 +50,7 @@ rule toy_convergence:
     output:
         TOY_CONVERGENCE,
     params:
-        settings=settings_digest("toy"),
+        settings=settings_key("toy_convergence"),
     threads: TOY["threads"]
     log:
         log_path("toy_convergence", "{toy_divergence}"),
@@ -70,7 +70,7 @@ rule toy_stability:
     output:
         TOY_STABILITY,
     params:
-        settings=settings_digest("toy"),
+        settings=settings_key("toy_stability"),
         run_dirs=toy_febm_run_dirs_of,
     log:
         log_path("toy_stability", "{toy_divergence}"),
