@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PRESET ?= quick
 
-.PHONY: setup run test lint clean browser
+.PHONY: setup run test lint clean browser fashion-mnist
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "error: no python3.11 or python3 on PATH; install Python 3.11 or pass PYTHON=/path/to/python"; exit 1; }
@@ -14,7 +14,19 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
 	touch $@
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed fashion-mnist
+
+# Fashion-MNIST, the offline real-image study, from Debian/Ubuntu's package (febm/images/fashion_mnist.py);
+# installed when run as root, else a note (prepare-data can still download it where images.download allows).
+FASHION_MNIST_FILE = /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+FASHION_MNIST_HOWTO = allow images.download on a machine with internet (the Fashion-MNIST tests need the Debian files)
+fashion-mnist:
+	@test -f $(FASHION_MNIST_FILE) || \
+	{ if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq >/dev/null 2>&1; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
+	    echo "note: 'apt-get install dataset-fashion-mnist' failed; $(FASHION_MNIST_HOWTO)"; \
+	  else echo "note: Fashion-MNIST is not installed; run 'sudo apt-get install -y dataset-fashion-mnist' (Debian/Ubuntu) or $(FASHION_MNIST_HOWTO)"; fi; }
 
 # The main job: the whole workflow with one preset (quick: a CPU laptop; smoke: minutes, stand-in data;
 # paper: config/config.yaml alone). Snakemake skips what is already up to date.

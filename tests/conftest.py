@@ -64,3 +64,20 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+# --- Fashion-MNIST (febm/images/fashion_mnist.py): the real Debian files, read once per session ------
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real Fashion-MNIST cache (60,000 + 10,000 images, uint8 (N, 32, 32, 1)) prepared by the real
+    prepare-data from Debian's dataset-fashion-mnist (`make setup` installs it; ~2 s). No download:
+    a missing package fails here with the one-line error saying how to install it."""
+    from febm.config import validate
+    from febm.images.prepare import prepare_data
+
+    folder = tmp_path_factory.mktemp("fashion_mnist")
+    out = folder / "fashion_mnist.npz"
+    prepare_data(validate({"images": {"download": False}}), "fashion_mnist", folder / "empty_root", out)
+    return out

@@ -1,7 +1,7 @@
 """Command-line entry points of the image study (see febm/cli.py and docs/DESIGN.md).
 
-* ``febm make-standins --kind {cifar10,celeba} --out DIR``
-* ``febm prepare-data --config C --dataset {cifar10,celeba32} --root DIR --out DIR/DS.npz``
+* ``febm make-standins --kind {cifar10,celeba,fashion_mnist} --out DIR``
+* ``febm prepare-data --config C --dataset {cifar10,celeba32,fashion_mnist} --root DIR --out DIR/DS.npz``
 * ``febm train-images --config C --dataset DS --method {febm,cd} --divergence D --seed S --data NPZ
   --out-dir OUT --checkpoint-dir CKPT`` (several GPUs: ``torchrun --nproc_per_node=K -m febm train-images ...``)
 * ``febm sample --checkpoint model.pt --n N --protocol {plain,paper} --out samples.npz [--config C]``
@@ -20,19 +20,23 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "make-standins",
         help="write stand-in image data in the real on-disk formats (smoke preset and tests only)",
     )
-    standins.add_argument("--kind", required=True, choices=["cifar10", "celeba"])
+    standins.add_argument("--kind", required=True, choices=["cifar10", "celeba", "fashion_mnist"])
     standins.add_argument("--out", required=True, type=Path, help="data root (the layout goes below it)")
     standins.add_argument(
-        "--count", type=int, default=None, help="images per CIFAR-10 batch file / CelebA images"
+        "--count",
+        type=int,
+        default=None,
+        help="images per CIFAR-10 batch file / CelebA images / Fashion-MNIST train images (test: a fifth)",
     )
     standins.add_argument("--seed", type=int, default=0)
     standins.set_defaults(handler=make_standins_command)
 
     prepare = subparsers.add_parser(
-        "prepare-data", help="decode CIFAR-10 / CelebA once into a uint8 .npz (download where allowed)"
+        "prepare-data",
+        help="decode CIFAR-10 / CelebA / Fashion-MNIST once into a uint8 .npz (download where allowed)",
     )
     prepare.add_argument("--config", required=True, nargs="+", type=Path)
-    prepare.add_argument("--dataset", required=True, choices=["cifar10", "celeba32"])
+    prepare.add_argument("--dataset", required=True, choices=["cifar10", "celeba32", "fashion_mnist"])
     prepare.add_argument("--root", required=True, type=Path, help="raw data root, e.g. resources/data")
     prepare.add_argument("--out", required=True, type=Path, help="e.g. resources/data/cifar10.npz")
     prepare.set_defaults(handler=prepare_data_command)
@@ -68,10 +72,19 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def make_standins_command(args: argparse.Namespace) -> int:
-    from febm.images.standins import make_celeba_standins, make_cifar10_standins
+    from febm.images.standins import (
+        make_celeba_standins,
+        make_cifar10_standins,
+        make_fashion_mnist_standins,
+    )
 
     if args.kind == "cifar10":
         folder = make_cifar10_standins(args.out, per_batch=args.count or 20, seed=args.seed)
+    elif args.kind == "fashion_mnist":
+        train_count = args.count or 100
+        folder = make_fashion_mnist_standins(
+            args.out, train_count=train_count, test_count=max(10, train_count // 50 * 10), seed=args.seed
+        )
     else:
         folder = make_celeba_standins(args.out, count=args.count or 24, seed=args.seed)
     print(f"stand-in {args.kind} data written to {folder} (not for results)")

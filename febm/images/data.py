@@ -50,7 +50,7 @@ CELEBA_PAGE = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
 CELEBA_SPLITS = {"train": 0, "valid": 1, "test": 2}
 IMAGE_SIZE = 32
 STANDIN_MARKER = "FEBM_STANDIN"
-DATASETS = ("cifar10", "celeba32")
+DATASETS = ("cifar10", "celeba32", "fashion_mnist")
 
 
 class DataError(FebmError):
@@ -281,7 +281,7 @@ def write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
 class ImageData:
     """Training images as uint8 NCHW on a device plus labels; ``batch`` yields dequantised floats."""
 
-    images: torch.Tensor  # uint8 (N, 3, 32, 32)
+    images: torch.Tensor  # uint8 (N, C, 32, 32), C = 3 or 1
     labels: torch.Tensor  # int64 (N,)
     num_classes: int
     standin: bool
@@ -316,11 +316,12 @@ def load_cache(path: str | Path, *, max_images: int = 0) -> ImageData:
     if (
         images.dtype != np.uint8
         or images.ndim != 4
-        or images.shape[3] != 3
+        or images.shape[3] not in (1, 3)
         or images.shape[0] != labels.shape[0]
     ):
         raise DataError(
-            f"prepared data {str(path)!r} has images {images.shape} {images.dtype}; expected (N, H, W, 3) uint8"
+            f"prepared data {str(path)!r} has images {images.shape} {images.dtype}; "
+            "expected (N, H, W, C) uint8 with C = 3 (colour) or 1 (greyscale)"
         )
     if max_images:
         images, labels = images[:max_images], labels[:max_images]

@@ -1,8 +1,9 @@
 """``febm prepare-data``: raw dataset files -> the cached uint8 ``.npz`` training reads.
 
 Stand-in data (made by ``febm make-standins``, marked by a ``FEBM_STANDIN`` file) is accepted only when
-the config says ``images.standin_data: true``; then the CIFAR-10 md5 checks are skipped (stand-ins
-cannot match them) and the cache records ``standin = True``, which every result then reports.
+the config says ``images.standin_data: true``; then the CIFAR-10 md5 and Fashion-MNIST SHA-256 checks
+are skipped (stand-ins cannot match them) and the cache records ``standin = True``, which every result
+then reports. Fashion-MNIST lives in febm/images/fashion_mnist.py (where it looks, what it checks).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 
 from febm.images import data as raw
 from febm.images.data import DataError
+from febm.images.fashion_mnist import fashion_mnist_arrays
 
 
 def prepare_data(config: dict[str, Any], dataset: str, root: Path, out: Path) -> dict[str, Any]:
@@ -31,6 +33,8 @@ def prepare_data(config: dict[str, Any], dataset: str, root: Path, out: Path) ->
         arrays = _cifar10(root, standin=standin, download=images_config["download"])
     elif dataset == "celeba32":
         arrays = _celeba32(root, images_config, standin=standin)
+    elif dataset == "fashion_mnist":
+        arrays = fashion_mnist_arrays(root, standin=standin, download=images_config["download"])
     else:
         raise DataError(f"unknown dataset {dataset!r}; choose one of {', '.join(raw.DATASETS)}")
     arrays["standin"] = np.array(standin)

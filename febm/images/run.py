@@ -194,11 +194,13 @@ def train_images(
     """Train (or resume) one run and write its result files; returns metrics (rank 0) or {}."""
     check_arguments(config, dataset, method, divergence)
     section = config["images"][dataset]
-    settings = TrainSettings.from_config(section, method=method, divergence=divergence, seed=seed)
     context = start_processes(config["images"]["device"])
     try:
         check_device_allowed(config, context)
         data = load_cache(data_path, max_images=section["max_train_images"])
+        settings = TrainSettings.from_config(
+            section, method=method, divergence=divergence, seed=seed, image_channels=data.images.shape[1]
+        )
         _check_data(data, dataset, settings, data_path, config)
         return _train(config, settings, data.to(context.device), context, out_dir, checkpoint_dir, dataset)
     finally:

@@ -5,6 +5,9 @@
   coloured pattern (so conditioning has something to learn) with noise.
 * ``celeba``: ``OUT/celeba/img_align_celeba/000001.jpg ...``, 178x218 JPEGs of a face-like ellipse on
   a background, plus ``list_eval_partition.txt``.
+* ``fashion_mnist``: ``OUT/fashion-mnist/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz``, gzipped idx
+  files (big-endian header, uint8 28x28 greyscale on a zero background, 10 balanced classes), each class
+  a distinct silhouette with noise.
 
 A ``FEBM_STANDIN`` marker file is written at OUT, so ``prepare-data`` can refuse stand-ins unless the
 config says ``images.standin_data: true``. None of this is science; it only exercises the real code.
@@ -12,6 +15,7 @@ config says ``images.standin_data: true``. None of this is science; it only exer
 
 from __future__ import annotations
 
+import gzip
 import pickle
 from pathlib import Path
 
@@ -23,6 +27,14 @@ from febm.images.data import (
     CIFAR10_TRAIN_FILES,
     IMAGE_SIZE,
     STANDIN_MARKER,
+    DataError,
+)
+from febm.images.fashion_mnist import (
+    FASHION_MNIST_CLASSES,
+    FASHION_MNIST_FILES,
+    RAW_SIZE,
+    ROOT_FOLDER,
+    encode_idx,
 )
 from febm.io import write_bytes_atomic, write_text_atomic
 
@@ -97,5 +109,46 @@ def make_celeba_standins(out: Path, count: int = 24, seed: int = 0) -> Path:
             Image.fromarray(pixels).save(tmp, format="JPEG", quality=90)
         partition_lines.append(f"{name} {0 if index <= count * 0.8 else (1 if index <= count * 0.9 else 2)}")
     write_text_atomic(out / "celeba" / "list_eval_partition.txt", "\n".join(partition_lines) + "\n")
+    write_text_atomic(out / STANDIN_MARKER, "stand-in data made by `febm make-standins`; not for results\n")
+    return folder
+
+
+def _silhouette(label: int) -> np.ndarray:
+    """A 28x28 mask in {0, 1} that differs by class: a box whose width, height and notch vary."""
+    rows, cols = np.mgrid[0:RAW_SIZE, 0:RAW_SIZE]
+    half_width = 4 + label  # 4..13 pixels
+    half_height = 13 - label // 2  # 13..9 pixels
+    box = (np.abs(cols - 13.5) <= half_width) & (np.abs(rows - 13.5) <= half_height)
+    notch = (np.abs(cols - 13.5) <= label // 3) & (rows > 13.5 + half_height - 2 * (label % 3) - 2)
+    return (box & ~notch).astype(np.float64)
+
+
+def standin_fashion_mnist_arrays(count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` (a multiple of 10) balanced, shuffled images uint8 (count, 28, 28) and labels uint8."""
+    labels = rng.permutation(np.arange(count) % FASHION_MNIST_CLASSES).astype(np.uint8)
+    brightness = rng.uniform(0.5, 1.0, size=(count, 1, 1))
+    masks = np.stack([_silhouette(int(label)) for label in labels])
+    images = np.clip(masks * brightness + masks * rng.normal(0, 0.05, size=masks.shape), 0, 1)
+    return (images * 255).round().astype(np.uint8), labels
+
+
+def make_fashion_mnist_standins(
+    out: Path, train_count: int = 100, test_count: int = 20, seed: int = 0
+) -> Path:
+    """The four gzipped idx files under OUT/fashion-mnist (balanced: counts must be multiples of 10)."""
+    for count in (train_count, test_count):
+        if count <= 0 or count % FASHION_MNIST_CLASSES:
+            raise DataError(
+                f"Fashion-MNIST stand-ins need a positive multiple of {FASHION_MNIST_CLASSES} images per split "
+                f"(balanced classes), not {count}; pass e.g. --count 100"
+            )
+    rng = np.random.default_rng(seed)
+    folder = out / ROOT_FOLDER
+    for split, count in (("train", train_count), ("test", test_count)):
+        images, labels = standin_fashion_mnist_arrays(count, rng)
+        for key, array in ((f"{split}_images", images), (f"{split}_labels", labels)):
+            name = FASHION_MNIST_FILES[key][0]
+            # mtime=0: the same seed gives the same bytes
+            write_bytes_atomic(folder / f"{name}.gz", gzip.compress(encode_idx(array), mtime=0))
     write_text_atomic(out / STANDIN_MARKER, "stand-in data made by `febm make-standins`; not for results\n")
     return folder

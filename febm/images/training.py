@@ -71,9 +71,10 @@ class TrainSettings:
 
     @classmethod
     def from_config(
-        cls, section: dict[str, Any], *, method: str, divergence: str, seed: int
+        cls, section: dict[str, Any], *, method: str, divergence: str, seed: int, image_channels: int = 3
     ) -> TrainSettings:
-        """``section`` is ``config['images'][dataset]`` (validated, defaults filled)."""
+        """``section`` is ``config['images'][dataset]`` (validated, defaults filled); ``image_channels``
+        comes from the data (3 for CIFAR-10 and CelebA, 1 for Fashion-MNIST)."""
         training, replay = section["training"], section["replay"]
         return cls(
             method=method,
@@ -82,6 +83,7 @@ class TrainSettings:
             network=NetworkConfig(
                 num_filters=section["network"]["num_filters"],
                 num_classes=10 if section["conditional"] else 0,
+                image_channels=image_channels,
             ),
             sampler=LangevinSettings.from_config(section["sampler"]),
             iterations=training["iterations"],
@@ -118,6 +120,11 @@ class ImageTrainer:
     ) -> None:
         if settings.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {settings.method!r}")
+        if data.images.shape[1] != settings.network.image_channels:
+            raise ValueError(
+                f"the data has {data.images.shape[1]} channel(s), the network "
+                f"{settings.network.image_channels}: pass image_channels to TrainSettings.from_config"
+            )
         self.settings = settings
         self.device = torch.device(device)
         self.data = data
