@@ -85,6 +85,10 @@ def test_rejection_sampling_with_the_learned_ratio_moves_samples_towards_the_dat
     mixture, _, febm, _ = kl_runs
     report = density_ratio_report(mixture, febm.h_flat, 64, febm.mu, febm.sigma, proposals=20000, seed=0)
     # The Gaussian fit misses the narrow component; re-weighting by exp(H + E) must bring it back.
+    # Training seeds 0-29 with these proposals (seed 0): KS ratio 0.079-0.090, W1 ratio 0.08-0.10,
+    # acceptance 0.218-0.227. (About 8% of other proposal seeds put one draw in the far tail, where H
+    # extrapolates and sets M: acceptance drops to ~1% and the ratios reach 0.45-0.85 and 0.6-1.35. Seed
+    # 0's tail draws stay 0.14-1.5 below the bulk's largest log ratio over those 30 trainings.)
     assert report["corrected_ks"] < 0.7 * report["model_ks"]
     assert report["corrected_w1"] < report["model_w1"]
     assert 0 < report["corrected_acceptance_rate"] < 1
@@ -153,13 +157,25 @@ def test_fast_and_autograd_engines_take_the_same_steps(updates):
         torch.tensor(fast.trajectory)[:, 1:3], torch.tensor(plain.trajectory)[:, 1:3], rtol=0, atol=2e-5
     )
     # Weights are compared through H's values: Adam turns a rounding-level sign flip of a ~0 gradient
-    # element into a full step, so single weights may differ by ~lr while the function does not.
+    # element into a full step, so up to ~20 of H's 4353 weights differ by up to ~2 lr, and which ones
+    # depends on the CPU's kernels. max |H_fast - H_plain| over seeds 0-79 (either update order, AMD EPYC):
+    # 2e-6 to 1.1e-2 (mean 1.7e-3, sd 1.8e-3; 6 of 80 above 5e-3; seed 2 here: 2e-4), while H
+    # itself moves by 2-4 in these 25 steps.
     from febm.toy.network import module_from_flat
 
     x = torch.linspace(-4, 7, 200)[:, None]
-    with torch.no_grad():
-        h_fast, h_plain = module_from_flat(fast.h_flat, 64)(x), module_from_flat(plain.h_flat, 64)(x)
-    torch.testing.assert_close(h_fast, h_plain, rtol=0, atol=5e-3)
+
+    def h_values(run):
+        with torch.no_grad():
+            return module_from_flat(run.h_flat, 64)(x)
+
+    tolerance = 3e-2
+    torch.testing.assert_close(h_values(fast), h_values(plain), rtol=0, atol=tolerance)
+    # Negative control: the tolerance still resolves H's steps taken 10% short (seeds 0-39: 0.081-0.72).
+    short = ToyTrainer(
+        "febm", "pearson_x2", mixture, settings(engine="autograd", h_lr=0.009, **common), seed=2
+    )
+    assert float((h_values(short.run()) - h_values(fast)).abs().max()) > tolerance
 
 
 def test_langevin_sampler_option_runs_and_moves_towards_the_data():

@@ -95,7 +95,7 @@ def write_overlay(path: Path, overlay: dict) -> Path:
     return path
 
 
-def test_paper_config_plans_the_whole_grid_in_under_five_seconds(tmp_path, snakemake):
+def test_paper_config_plans_the_whole_grid_in_seconds(tmp_path, snakemake):
     started = time.perf_counter()
     status, output = snakemake(tmp_path, "--dry-run")
     elapsed = time.perf_counter() - started
@@ -103,7 +103,9 @@ def test_paper_config_plans_the_whole_grid_in_under_five_seconds(tmp_path, snake
     config = load_config([PAPER_CONFIG])
     assert job_counts(output) == expected_counts(config)
     assert expected_counts(config)["train_images"] == 2 * 5 * 1  # 2 datasets x (4 divergences + CD) x 1 seed
-    assert elapsed < 5.0, f"planning the paper grid took {elapsed:.1f} s"
+    # Measured on a 2-core AMD EPYC: 1.2-1.7 s cold (5 processes, load average up to 5), 1.8-2.1 s inside
+    # pytest (3 runs). 15 s leaves room for a slower, shared CI core and still catches a planning blow-up.
+    assert elapsed < 15.0, f"planning the paper grid took {elapsed:.1f} s"
 
 
 def test_grid_follows_the_config_not_the_code(tmp_path, snakemake):
