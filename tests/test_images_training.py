@@ -254,3 +254,48 @@ def energy_separation(network, real: torch.Tensor, noise: torch.Tensor) -> tuple
     gap = float((e_noise.mean() - e_real.mean()) / pooled)
     auc = float((e_real[:, None] < e_noise[None, :]).float().mean())
     return gap, auc
+
+
+def test_febm_learns_real_fashion_mnist_images(fashion_mnist_npz):
+    """A real-data learning check: after 60 iterations on 2,000 Fashion-MNIST training images, held-out
+    test images have far lower energy than uniform noise under their own labels."""
+    import numpy as np
+
+    from febm.images.data import load_cache
+
+    data = load_cache(fashion_mnist_npz, max_images=2000)
+    with np.load(fashion_mnist_npz) as archive:
+        held_out = torch.from_numpy(archive["test_images"][:256].transpose(0, 3, 1, 2).copy())
+        held_out_labels = torch.from_numpy(archive["test_labels"][:256])
+    section = validate(
+        {
+            "images": {
+                "fashion_mnist": {
+                    "network": {"num_filters": 8},
+                    "training": {"iterations": 60, "batch_size": 32, "lr": 1e-3, "warmup_iterations": 11},
+                    "sampler": {"steps": 10},
+                    "replay": {"capacity": 2000},
+                }
+            }
+        }
+    )["images"]["fashion_mnist"]
+    settings = TrainSettings.from_config(
+        section, method="febm", divergence="jensen_shannon", seed=3, image_channels=1
+    )
+    trainer = ImageTrainer(settings, data)
+    untrained = ImageTrainer(settings, data).energy
+    real = (held_out.float() + 0.5) / 256
+    noise = torch.rand(real.shape, generator=torch.Generator().manual_seed(1))
+
+    def noise_above_data(network) -> float:
+        """(mean E(noise) - mean E(held-out)) in standard errors of that difference."""
+        with torch.no_grad():
+            e_real, e_noise = network(real, held_out_labels), network(noise, held_out_labels)
+        return float((e_noise.mean() - e_real.mean()) / (e_noise.var() / 256 + e_real.var() / 256).sqrt())
+
+    for _ in range(settings.iterations):
+        trainer.step()
+    # Measured over seeds 0-4 (AMD EPYC): trained 97-140 standard errors; untrained -62 to +50 (the sign
+    # of an untrained network's preference is an accident of its initialisation; here, seed 3: -4.7).
+    assert noise_above_data(trainer.energy) > 40
+    assert noise_above_data(untrained) < 40
