@@ -2,7 +2,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PRESET ?= quick
+PRESET ?= laptop
 
 .PHONY: setup run test lint clean browser fashion-mnist
 
@@ -28,7 +28,8 @@ fashion-mnist:
 	    echo "note: 'apt-get install dataset-fashion-mnist' failed; $(FASHION_MNIST_HOWTO)"; \
 	  else echo "note: Fashion-MNIST is not installed; run 'sudo apt-get install -y dataset-fashion-mnist' (Debian/Ubuntu) or $(FASHION_MNIST_HOWTO)"; fi; }
 
-# The main job: the whole workflow with one preset (quick: a CPU laptop; smoke: minutes, stand-in data;
+# The main job: the whole workflow with one preset (laptop: offline, 1-D study + Fashion-MNIST; quick:
+# CIFAR-10 download; smoke: minutes, stand-in data;
 # paper: config/config.yaml alone). Snakemake skips what is already up to date.
 PRESET_CONFIG = $(if $(filter paper,$(PRESET)),,--configfile config/$(PRESET).yaml)
 run: setup

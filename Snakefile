@@ -52,6 +52,7 @@ include: "workflow/rules/toy.smk"
 include: "workflow/rules/image_data.smk"
 include: "workflow/rules/image_train.smk"
 include: "workflow/rules/image_eval.smk"
+include: "workflow/rules/classifier.smk"
 include: "workflow/rules/tables_figures.smk"
 include: "workflow/rules/report.smk"
 
@@ -74,6 +75,7 @@ localrules:
     toy_table,
     toy_figure,
     image_table,
+    classifier_table,
     report,
     make_standins,
     prepare_data,

@@ -19,6 +19,8 @@ COMMAND_MODULES = [
     "febm.toy.commands",
     "febm.images.commands",
     "febm.evaluation.commands",
+    "febm.evaluation.classifier_commands",
+    "febm.evaluation.classifier_table",
     "febm.reporting.commands",
 ]
 

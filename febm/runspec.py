@@ -135,7 +135,7 @@ def _dataset_section(config: Mapping[str, Any], dataset: str | None) -> dict[str
 def _image_settings(config: Mapping[str, Any], stage: str, dataset: str | None) -> dict[str, Any]:
     images, evaluation = config["images"], config["evaluation"]
     selected: dict[str, Any] = {"standin_data": images["standin_data"]}
-    if stage in ("prepare_data", "fid_stats"):
+    if stage in ("prepare_data", "fid_stats", "train_classifier"):
         section = _dataset_section(config, dataset)
         selected["data"] = {key: section[key] for key in DATA_KEYS if key in section}
     if stage in ("train_images", "resume"):
@@ -158,6 +158,11 @@ def _image_settings(config: Mapping[str, Any], stage: str, dataset: str | None) 
         selected.update(inception=evaluation["inception"], inception_score=evaluation["inception_score"])
     elif stage in ("sample_grid", "appendix_figure"):
         selected["figures"] = evaluation["figures"]
+    elif stage in ("train_classifier", "classifier_score"):
+        # Threads change the speed, not the numbers that matter; everything else of the scorer counts.
+        selected["classifier"] = {k: v for k, v in evaluation["classifier"].items() if k != "threads"}
+    elif stage == "classifier_table":
+        pass
     elif stage == "image_table":
         selected["checkpoint_selection"] = evaluation["checkpoint_selection"]
     elif stage == "gpu_check":

@@ -20,7 +20,7 @@ from tests.test_report_browser import assert_report_reads_well, inspect_page
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW_FILES = ["Snakefile", "workflow", "config", "report"]
-TABLES = [f"results/tables/table{number}.csv" for number in (1, 2, 5)]
+TABLES = [f"results/tables/table{number}.csv" for number in (1, 2, 5)] + ["results/tables/fashion_mnist.csv"]
 FIGURES = [f"results/figures/figure{number}.{kind}" for number in (1, 2, 3, 4) for kind in ("png", "pdf")]
 REPORT = "results/report/index.html"
 
@@ -67,7 +67,13 @@ def test_smoke_preset_produces_every_table_figure_and_the_report(smoke_run):
     for name in [*TABLES, *FIGURES, REPORT]:
         assert (smoke_run / name).is_file() and (smoke_run / name).stat().st_size > 0, name
     benchmarks = list((smoke_run / "results" / "benchmarks").rglob("*.tsv"))
-    assert {path.parent.name for path in benchmarks} >= {"toy_train", "train_images", "score_images"}
+    assert {path.parent.name for path in benchmarks} >= {
+        "toy_train",
+        "train_images",
+        "score_images",
+        "train_classifier",
+        "classifier_score",
+    }
 
 
 def test_report_opens_cleanly_in_chromium(smoke_run):
@@ -135,20 +141,21 @@ def test_adding_seeds_plans_only_the_new_runs_and_what_reads_them(smoke_run):
     toy_new = {f"toy_method={m}, toy_divergence=kl, seed=2" for m in ("febm", "cd", "mle")}
     assert jobs_of(jobs, "toy_train") == toy_new
     trained = jobs_of(jobs, "train_images")
-    assert len(trained) == 4 and all(w.endswith("seed=1") for w in trained)
+    assert len(trained) == 6 and all(w.endswith("seed=1") for w in trained)  # 3 datasets x (JS, CD)
     assert rules_of(jobs) <= AGGREGATES | {
         "toy_train", "toy_stability", "toy_table", "toy_figure", "train_images", "sample_images",
-        "score_images", "sample_grid", "image_table",
+        "score_images", "classifier_score", "sample_grid", "image_table", "classifier_table",
     }  # fmt: skip
-    assert len(jobs_of(jobs, "score_images")) == 4
+    assert len(jobs_of(jobs, "score_images")) == 4 and len(jobs_of(jobs, "classifier_score")) == 2
 
 
 def test_adding_a_divergence_plans_only_its_runs(smoke_run):
     jobs = planned_jobs(smoke_run, {"images": {"divergences": ["jensen_shannon", "squared_hellinger"]}})
     assert {w.split(", seed")[0] for w in jobs_of(jobs, "train_images")} == {
-        f"dataset={d}, image_method=febm, image_divergence=squared_hellinger" for d in ("cifar10", "celeba32")
+        f"dataset={d}, image_method=febm, image_divergence=squared_hellinger"
+        for d in ("cifar10", "celeba32", "fashion_mnist")
     }
-    assert not {"prepare_data", "fid_stats", "toy_train", "toy_optimum"} & rules_of(jobs)
+    assert not {"prepare_data", "fid_stats", "train_classifier", "toy_train", "toy_optimum"} & rules_of(jobs)
 
 
 def test_editing_a_figure_setting_reruns_only_figures(smoke_run):
@@ -160,8 +167,8 @@ def test_editing_one_dataset_reruns_nothing_of_the_other(smoke_run):
     jobs = planned_jobs(smoke_run, {"images": {"cifar10": {"sampler": {"steps": 4}}}})
     trained = jobs_of(jobs, "train_images")
     assert len(trained) == 2 and all("dataset=cifar10" in w for w in trained)
-    assert not any("celeba32" in w for _, w in jobs)
-    assert not {"prepare_data", "fid_stats", "toy_train"} & rules_of(jobs)
+    assert not any("celeba32" in w or "fashion_mnist" in w for _, w in jobs)
+    assert not {"prepare_data", "fid_stats", "train_classifier", "toy_train"} & rules_of(jobs)
 
 
 def test_checkpoint_folders_of_unchanged_runs_keep_their_paths(smoke_run):

@@ -1,8 +1,10 @@
 """Sample figures (Appendix G): uncurated grids, the sampling process from noise, denoising and inpainting
 with the learned energy, and nearest training neighbours of samples.
 
-All panels are pixel-exact PNG grids (no resampling). Functions that sample take any energy module
-``forward(x: float (B, 3, H, W) in [0, 1], y: LongTensor (B,) | None) -> (B,)``.
+All panels are pixel-exact PNG grids (no resampling), RGB for colour images and greyscale for 1-channel
+ones. Functions that sample take any energy module ``forward(x: float (B, C, H, W) in [0, 1], y: LongTensor
+(B,) | None) -> (B,)``; the chains' shape comes from the network's config
+(:func:`febm.evaluation.protocol.image_shape_of`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from febm.evaluation.protocol import image_shape_of
 from febm.images.sampler import langevin, quantise_to_uint8, uniform_noise
 from febm.io import write_bytes_atomic
 
@@ -24,9 +27,11 @@ PAD_VALUE = 255  # white separators between tiles
 
 
 def tile_grid(tiles: np.ndarray, pad: int = 2) -> np.ndarray:
-    """(rows, cols, H, W, 3) uint8 -> one (rows*(H+pad)+pad, cols*(W+pad)+pad, 3) image."""
-    rows, cols, height, width, _ = tiles.shape
-    canvas = np.full((rows * (height + pad) + pad, cols * (width + pad) + pad, 3), PAD_VALUE, dtype=np.uint8)
+    """(rows, cols, H, W, C) uint8 -> one (rows*(H+pad)+pad, cols*(W+pad)+pad, C) image (C = 3 or 1)."""
+    rows, cols, height, width, channels = tiles.shape
+    canvas = np.full(
+        (rows * (height + pad) + pad, cols * (width + pad) + pad, channels), PAD_VALUE, dtype=np.uint8
+    )
     for row in range(rows):
         for col in range(cols):
             top, left = pad + row * (height + pad), pad + col * (width + pad)
@@ -62,9 +67,9 @@ def sampling_process(
     generator: torch.Generator,
     device: torch.device | str,
 ) -> np.ndarray:
-    """(chains, snapshots, H, W, 3): chains from U(0, 1) noise photographed at evenly spaced steps (first = noise)."""
+    """(chains, snapshots, H, W, C): chains from U(0, 1) noise photographed at evenly spaced steps (first = noise)."""
     device = torch.device(device)
-    x = uniform_noise(chains, (3, 32, 32), device, generator)
+    x = uniform_noise(chains, image_shape_of(energy), device, generator)
     labels = _chain_labels(chains, num_classes, device)
     marks = np.linspace(0, steps, snapshots).round().astype(int)
     frames = [quantise_to_uint8(x).cpu().numpy()]
@@ -92,7 +97,7 @@ def restore(
     device: torch.device | str,
     noise_std: float = 0.3,
 ) -> np.ndarray:
-    """(N, 3, H, W, 3) rows of [original, corrupted, restored] for ``denoise`` or ``inpaint``.
+    """(N, 3, H, W, C) rows of [original, corrupted, restored] for ``denoise`` or ``inpaint``.
 
     denoise: add N(0, noise_std^2) and run Langevin from there. inpaint: replace the lower half with
     U(0, 1) and run Langevin, putting the known upper half back after every step, so only the missing
@@ -122,7 +127,7 @@ def restore(
 
 
 def nearest_neighbours(samples: np.ndarray, training: np.ndarray, k: int, chunk: int = 4096) -> np.ndarray:
-    """(N, 1 + k, H, W, 3): each sample followed by its k nearest training images in pixel L2 distance."""
+    """(N, 1 + k, H, W, C): each sample followed by its k nearest training images in pixel L2 distance."""
     queries = torch.from_numpy(samples.reshape(len(samples), -1)).double()
     best_distance = torch.full((len(samples), k), float("inf"), dtype=torch.float64)
     best_index = torch.zeros((len(samples), k), dtype=torch.long)
@@ -140,9 +145,12 @@ def nearest_neighbours(samples: np.ndarray, training: np.ndarray, k: int, chunk:
 
 
 def write_png(path: str | Path, image: np.ndarray, scale: int = 2) -> None:
-    """Nearest-neighbour upscaling by ``scale`` keeps pixels crisp in the report."""
+    """(H, W, 3) RGB or (H, W, 1) / (H, W) greyscale uint8; nearest-neighbour upscaling by ``scale``
+    keeps pixels crisp in the report."""
     from PIL import Image
 
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]  # PIL writes a 2-D array as an 8-bit greyscale PNG
     if scale > 1:
         image = image.repeat(scale, axis=0).repeat(scale, axis=1)
     buffer = io.BytesIO()

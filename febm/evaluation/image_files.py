@@ -1,6 +1,6 @@
 """Read image sets to score: a ``.npz`` of uint8 images or a folder of image files.
 
-An ``.npz`` holds ``images`` (N, H, W, 3) uint8 (the key ``febm sample`` writes), optionally ``labels``
+An ``.npz`` holds ``images`` (N, H, W, 3) uint8 (greyscale: (N, H, W, 1)) (the key ``febm sample`` writes), optionally ``labels``
 (N,) (-1 = unconditional) and ``record`` or ``metadata`` (a JSON string: protocol, its settings, the
 checkpoint and the model's metadata: dataset, method, divergence, seed...). A folder is read like
 pytorch-fid reads one: the files with image extensions directly inside it, in sorted name order,
@@ -39,10 +39,12 @@ def _check_images(images: np.ndarray, source: str) -> np.ndarray:
             f"{source}: images are {images.dtype}, expected uint8; quantise samples x in [0, 1] with "
             "np.clip(np.floor(256 * x), 0, 255).astype(np.uint8) (the original's rule) before scoring"
         )
-    if images.ndim == 4 and images.shape[1] == 3 and images.shape[-1] != 3:
+    if images.ndim == 4 and images.shape[1] in (1, 3) and images.shape[-1] not in (1, 3):
         images = images.transpose(0, 2, 3, 1)
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise ImageInputError(f"{source}: expected images of shape (N, H, W, 3), got {images.shape}")
+    if images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise ImageInputError(
+            f"{source}: expected images of shape (N, H, W, 3), or (N, H, W, 1) for greyscale, got {images.shape}"
+        )
     if len(images) == 0:
         raise ImageInputError(f"{source}: no images")
     return np.ascontiguousarray(images)

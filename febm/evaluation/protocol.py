@@ -13,7 +13,8 @@ The paper's schedule (``test_inception_febm.py``, original-implementation.md sec
   write, as the original's loop did);
 * after ``calls_per_round`` calls the first ``chains_per_round`` slots are quantised by floor(256 x).
 
-Works with any energy module ``forward(x: float (B, 3, H, W) in [0, 1], y: LongTensor (B,) | None) -> (B,)``.
+Works with any energy module ``forward(x: float (B, C, H, W) in [0, 1], y: LongTensor (B,) | None) -> (B,)``;
+the image shape (C, 32, 32) comes from the network's config (:func:`image_shape_of`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,21 @@ from tqdm import tqdm
 
 from febm.images.sampler import langevin, quantise_to_uint8, uniform_noise
 
-IMAGE_SHAPE = (3, 32, 32)
+IMAGE_SIZE = 32
+IMAGE_SHAPE = (3, IMAGE_SIZE, IMAGE_SIZE)  # energies without a network config (hand-made test energies)
+
+
+def image_shape_of(energy: nn.Module) -> tuple[int, int, int]:
+    """(C, 32, 32) with C from the network's config (``image_channels``: 3 colour, 1 greyscale).
+
+    Looks through a DDP wrapper (``module``) or a compiled one (``_orig_mod``); modules without a
+    config sample RGB.
+    """
+    network = energy
+    for wrapper_attribute in ("module", "_orig_mod"):
+        network = getattr(network, wrapper_attribute, network)
+    channels = getattr(getattr(network, "config", None), "image_channels", IMAGE_SHAPE[0])
+    return (int(channels), IMAGE_SIZE, IMAGE_SIZE)
 
 
 @dataclass(frozen=True)
@@ -60,7 +75,7 @@ class PlainProtocolSettings:
 
 @dataclass
 class ProtocolSamples:
-    images: np.ndarray  # (n, H, W, 3) uint8
+    images: np.ndarray  # (n, H, W, C) uint8
     labels: np.ndarray | None  # (n,) int64 for conditional models
     record: dict[str, Any]  # protocol name and settings, stored with the samples and every score
 
@@ -105,15 +120,16 @@ def _paper_round(
     device: torch.device,
     progress: tqdm,
     sampler_options: Mapping[str, Any],
+    image_shape: tuple[int, int, int],
 ) -> tuple[Tensor, Tensor]:
     conditional = bool(num_classes)
-    images = torch.empty((0, *IMAGE_SHAPE), device=device)
+    images = torch.empty((0, *image_shape), device=device)
     labels = torch.empty((0,), dtype=torch.long, device=device)
     last_mixing_call = settings.calls_per_round - settings.nomix_calls
     for call in range(settings.calls_per_round):
         filling = images.shape[0] < settings.chains_per_round
         if filling:
-            starts = uniform_noise(settings.batch_size, IMAGE_SHAPE, device, generator)
+            starts = uniform_noise(settings.batch_size, image_shape, device, generator)
             chain_labels = _random_labels(settings.batch_size, num_classes, generator, device)
         else:
             slots = torch.randint(
@@ -123,7 +139,7 @@ def _paper_round(
             if call < last_mixing_call:
                 restart = torch.rand(settings.batch_size, generator=generator, device=device)
                 restart = restart < settings.reinit_image_prob
-                fresh = uniform_noise(settings.batch_size, IMAGE_SHAPE, device, generator)
+                fresh = uniform_noise(settings.batch_size, image_shape, device, generator)
                 starts = torch.where(restart[:, None, None, None], fresh, starts)
                 relabel = torch.rand(settings.batch_size, generator=generator, device=device)
                 relabel = relabel < settings.reinit_label_prob
@@ -178,10 +194,15 @@ def sample_paper_protocol(
     device: torch.device | str,
     *,
     progress: bool = True,
+    image_shape: tuple[int, int, int] | None = None,
     **sampler_options: Any,
 ) -> ProtocolSamples:
-    """``n`` images (and labels) by the paper's schedule; ``sampler_options`` go to ``langevin`` (precision...)."""
+    """``n`` images (and labels) by the paper's schedule; ``sampler_options`` go to ``langevin`` (precision...).
+
+    ``image_shape``: (C, H, W) of the chains; default :func:`image_shape_of` the energy.
+    """
     settings, device = _checked_arguments(PaperProtocolSettings, settings, generator, device)
+    image_shape = image_shape or image_shape_of(energy)
     if settings.nomix_calls > settings.calls_per_round:
         raise ValueError(
             f"nomix_calls ({settings.nomix_calls}) exceeds calls_per_round ({settings.calls_per_round})"
@@ -199,7 +220,7 @@ def sample_paper_protocol(
     ) as bar:
         for _ in range(rounds):
             round_images, round_labels = _paper_round(
-                energy, settings, num_classes, generator, device, bar, sampler_options
+                energy, settings, num_classes, generator, device, bar, sampler_options, image_shape
             )
             images.append(quantise_to_uint8(round_images).cpu())
             labels.append(round_labels.cpu())
@@ -231,10 +252,15 @@ def sample_plain_protocol(
     device: torch.device | str,
     *,
     progress: bool = True,
+    image_shape: tuple[int, int, int] | None = None,
     **sampler_options: Any,
 ) -> ProtocolSamples:
-    """Independent chains: U(0, 1) starts, random labels, ``steps`` Langevin steps, floor(256 x)."""
+    """Independent chains: U(0, 1) starts, random labels, ``steps`` Langevin steps, floor(256 x).
+
+    ``image_shape``: (C, H, W) of the chains; default :func:`image_shape_of` the energy.
+    """
     settings, device = _checked_arguments(PlainProtocolSettings, settings, generator, device)
+    image_shape = image_shape or image_shape_of(energy)
     images, labels = [], []
     for start in tqdm(
         range(0, n, settings.batch_size), desc="plain protocol", unit="batch", disable=not progress
@@ -243,7 +269,7 @@ def sample_plain_protocol(
         chain_labels = _random_labels(count, num_classes, generator, device)
         advanced = langevin(
             energy,
-            uniform_noise(count, IMAGE_SHAPE, device, generator),
+            uniform_noise(count, image_shape, device, generator),
             chain_labels if num_classes else None,
             steps=settings.steps,
             step_size=settings.step_size,

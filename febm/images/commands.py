@@ -43,7 +43,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
     train = subparsers.add_parser("train-images", help="train an f-EBM or CD energy network on images")
     train.add_argument("--config", required=True, nargs="+", type=Path)
-    train.add_argument("--dataset", required=True, choices=["cifar10", "celeba32"])
+    train.add_argument("--dataset", required=True, choices=["cifar10", "celeba32", "fashion_mnist"])
     train.add_argument("--method", required=True, choices=["febm", "cd"])
     train.add_argument("--divergence", required=True, help="f-divergence (cd: kl)")
     train.add_argument("--seed", required=True, type=int)

@@ -77,7 +77,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--preset",
         default="quick",
-        choices=["paper", "quick", "smoke"],
+        choices=["paper", "laptop", "quick", "smoke"],
         help="config/config.yaml + config/<preset>.yaml where they exist, else schema defaults",
     )
     parser.add_argument("--config", nargs="*", default=[], metavar="C", help="further YAML overlays")

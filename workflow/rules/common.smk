@@ -166,6 +166,9 @@ IMAGE_CD_DIVERGENCE = febm.runspec.BASELINE_DIVERGENCE
 # Table 1 is CIFAR-10 (class-conditional), Table 2 CelebA 32x32 (unconditional).
 TABLE_OF_DATASET = {"cifar10": 1, "celeba32": 2}
 DATASET_OF_TABLE = {table: dataset for dataset, table in TABLE_OF_DATASET.items()}
+# Datasets scored with Inception (IS, FID) and those scored with a classifier the workflow trains.
+INCEPTION_DATASETS = list(TABLE_OF_DATASET)
+CLASSIFIER_DATASETS = ["fashion_mnist"]
 # Stand-in data, weights and everything derived from them live apart from the real downloads, so
 # a smoke run can never be mistaken for (or resumed into) a real one.
 STANDIN = bool(IMAGES["standin_data"])
@@ -173,7 +176,7 @@ RESOURCES = "resources/standin" if STANDIN else "resources"
 
 
 wildcard_constraints:
-    dataset=_alternatives(TABLE_OF_DATASET),
+    dataset=_alternatives([*INCEPTION_DATASETS, *CLASSIFIER_DATASETS]),
     image_method=_alternatives(["febm", "cd"]),
     image_divergence=_alternatives([*IMAGE_DIVERGENCES, IMAGE_CD_DIVERGENCE]),
     table=r"[125]",
@@ -181,9 +184,17 @@ wildcard_constraints:
 
 RAW_DATA_ROOT = f"{RESOURCES}/data"
 # Where each dataset's raw files live below the data root, in the layout torchvision expects.
-RAW_LAYOUT = {"cifar10": "cifar-10-batches-py", "celeba32": "celeba/img_align_celeba"}
+RAW_LAYOUT = {
+    "cifar10": "cifar-10-batches-py",
+    "celeba32": "celeba/img_align_celeba",
+    "fashion_mnist": "fashion-mnist",
+}
 # `febm make-standins --kind K --out ROOT` writes ROOT/<layout>, the same place the real files go.
-STANDIN_KIND_OF_LAYOUT = {"cifar-10-batches-py": "cifar10", "celeba/img_align_celeba": "celeba"}
+STANDIN_KIND_OF_LAYOUT = {
+    "cifar-10-batches-py": "cifar10",
+    "celeba/img_align_celeba": "celeba",
+    "fashion-mnist": "fashion_mnist",
+}
 PREPARED_DATA = f"{RESOURCES}/data/{{dataset}}.npz"
 INCEPTION_WEIGHTS = f"{RESOURCES}/inception/pt_inception-2015-12-05-6726825d.pth"
 FID_STATS = f"{RESOURCES}/fid_stats/{{dataset}}.npz"
@@ -193,6 +204,10 @@ IMAGE_RUN_DIR = f"results/images/runs/{IMAGE_RUN}"
 IMAGE_SAMPLES = f"results/images/samples/{IMAGE_RUN}.npz"
 IMAGE_SCORES = f"results/images/scores/{IMAGE_RUN}.json"
 IMAGE_GRID = f"results/figures/samples/{IMAGE_RUN}.png"
+DATASET_TABLE = "results/tables/{dataset}.csv"
+CLASSIFIER = f"{RESOURCES}/classifier/{{dataset}}.pt"
+CLASSIFIER_REFERENCE = "results/images/scores/{dataset}/reference/{reference}.json"
+CLASSIFIER_REFERENCES = ["train", "noise"]
 APPENDIX_FIGURE = f"results/figures/appendix/{{kind}}/{IMAGE_RUN}.png"
 APPENDIX_KINDS = ["process", "denoise", "inpaint", "neighbours"]
 
@@ -209,8 +224,21 @@ def image_run_files(template, datasets=None):
     ]
 
 
+def dataset_table(dataset):
+    """Tables 1-2 for the paper's datasets; results/tables/<dataset>.csv for classifier-scored ones."""
+    if dataset in TABLE_OF_DATASET:
+        return TABLE.format(table=TABLE_OF_DATASET[dataset])
+    return DATASET_TABLE.format(dataset=dataset)
+
+
 def image_tables():
-    return [TABLE.format(table=TABLE_OF_DATASET[dataset]) for dataset in IMAGE_DATASETS]
+    return [dataset_table(dataset) for dataset in IMAGE_DATASETS]
+
+
+def classifier_score_files(dataset):
+    """Every score file of a classifier-scored dataset's table: its runs and the two reference rows."""
+    runs = image_run_files(IMAGE_SCORES, datasets=[dataset])
+    return runs + [CLASSIFIER_REFERENCE.format(dataset=dataset, reference=r) for r in CLASSIFIER_REFERENCES]
 
 
 def appendix_figures():
@@ -302,10 +330,13 @@ def toy_benchmarks():
 def image_benchmarks():
     if not IMAGES_ENABLED:
         return []
-    files = [benchmark_path(stage, dataset) for stage in ("prepare_data", "fid_stats") for dataset in IMAGE_DATASETS]
+    files = [benchmark_path("prepare_data", dataset) for dataset in IMAGE_DATASETS]
+    for dataset in IMAGE_DATASETS:
+        files.append(benchmark_path("fid_stats" if dataset in TABLE_OF_DATASET else "train_classifier", dataset))
     for dataset, method, divergence, seed in image_runs():
         name = f"{dataset}_{method}_{divergence}_seed{seed}"
-        files += [benchmark_path(stage, name) for stage in ("train_images", "sample_images", "score_images")]
+        scoring = "score_images" if dataset in TABLE_OF_DATASET else "classifier_score"
+        files += [benchmark_path(stage, name) for stage in ("train_images", "sample_images", scoring)]
     return files
 
 

@@ -14,6 +14,8 @@ rule fid_stats:
     threads: IMAGE_THREADS
     resources:
         gpu=1,
+    wildcard_constraints:
+        dataset=_alternatives(INCEPTION_DATASETS),
     log:
         log_path("fid_stats", "{dataset}"),
     benchmark:
@@ -60,6 +62,8 @@ rule score_images:
     threads: IMAGE_THREADS
     resources:
         gpu=1,
+    wildcard_constraints:
+        dataset=_alternatives(INCEPTION_DATASETS),
     log:
         log_path("score_images", "{dataset}_{image_method}_{image_divergence}_seed{seed}"),
     benchmark:
