@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "febm.evaluation.commands",
     "febm.evaluation.classifier_commands",
     "febm.evaluation.classifier_table",
+    "febm.evaluation.classifier_curve",
     "febm.reporting.commands",
 ]
 

@@ -33,6 +33,8 @@ RESUMABLE_TRAINING_KEYS = (
     "checkpoint_interval",
     "keep_checkpoints",
     "sample_interval",
+    "monitor_interval",
+    "monitor_samples",
 )
 # images.<dataset> keys that decide which images the prepared data file holds.
 DATA_KEYS = ("max_train_images", "split", "crop_size")

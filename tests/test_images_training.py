@@ -299,3 +299,52 @@ def test_febm_learns_real_fashion_mnist_images(fashion_mnist_npz):
     # of an untrained network's preference is an accident of its initialisation; here, seed 3: -4.7).
     assert noise_above_data(trainer.energy) > 40
     assert noise_above_data(untrained) < 40
+
+
+def test_monitor_scores_the_buffer_without_changing_training_and_survives_a_resume(
+    cifar10_standin_npz, tmp_path, monkeypatch
+):
+    import numpy as np
+
+    calls = []
+
+    def scorer(images, labels):
+        calls.append(images.shape)
+        assert images.dtype == np.uint8 and images.shape[-1] == 3 and len(labels) == len(images)
+        return {"conditional_accuracy": float(images.mean()) / 255, "fid": 1.0, "inception_score": 2.0}
+
+    config = _config(monitor_interval=2, monitor_samples=5)
+    _train(_config(), cifar10_standin_npz, tmp_path, "plain")
+    train_images(
+        config, dataset="cifar10", method="febm", divergence="jensen_shannon", seed=3,
+        data_path=cifar10_standin_npz, out_dir=tmp_path / "mon" / "out", checkpoint_dir=tmp_path / "mon" / "ckpt",
+        scorer=scorer,
+    )  # fmt: skip
+    # Reading the buffer draws no random numbers: the monitored run ends in the same training state.
+    plain_state = ckpt.try_load_training_state(tmp_path / "plain" / "ckpt", 6, 0)
+    assert _states_equal(plain_state, ckpt.try_load_training_state(tmp_path / "mon" / "ckpt", 6, 0))
+    rows = (tmp_path / "mon" / "out" / "monitor.csv").read_text().splitlines()
+    assert rows[0] == "iteration,conditional_accuracy,fid,inception_score"
+    # Warm-up (2 iterations) leaves the buffer empty, so the first row is after iteration 4.
+    assert [row.split(",")[0] for row in rows[1:]] == ["4", "6"] and calls[0] == (5, 32, 32, 3)
+
+    # Killed during iteration 4 (checkpoint at 3): the resumed run redoes the rows of 4 and 6, once each.
+    real_step = ImageTrainer.step
+
+    def crash(self):
+        if self.iteration == 4:
+            raise KeyboardInterrupt("simulated crash")
+        return real_step(self)
+
+    monkeypatch.setattr(ImageTrainer, "step", crash)
+    arguments = dict(
+        dataset="cifar10", method="febm", divergence="jensen_shannon", seed=3, data_path=cifar10_standin_npz,
+        out_dir=tmp_path / "again" / "out", checkpoint_dir=tmp_path / "again" / "ckpt", scorer=scorer,
+    )  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        train_images(config, **arguments)
+    monkeypatch.setattr(ImageTrainer, "step", real_step)
+    train_images(config, **arguments)
+    assert (tmp_path / "again" / "out" / "monitor.csv").read_text().splitlines() == rows
+    with pytest.raises(training.FebmError, match="monitor_interval is set but no scorer"):
+        train_images(config, **{**arguments, "scorer": None})

@@ -50,6 +50,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--data", required=True, type=Path, help="the .npz from prepare-data")
     train.add_argument("--out-dir", required=True, type=Path)
     train.add_argument("--checkpoint-dir", required=True, type=Path, help="resumable training state")
+    train.add_argument(
+        "--classifier",
+        type=Path,
+        default=None,
+        help="classifier .pt (febm train-classifier) that scores the replay buffer every "
+        "training.monitor_interval iterations into monitor.csv",
+    )
     train.set_defaults(handler=train_images_command)
 
     sample = subparsers.add_parser("sample", help="draw images from a trained energy network (model.pt)")
@@ -104,6 +111,11 @@ def train_images_command(args: argparse.Namespace) -> int:
     from febm.config import load_config
     from febm.images.run import train_images
 
+    scorer = None
+    if args.classifier is not None:
+        from febm.images.monitor import ClassifierMonitor
+
+        scorer = ClassifierMonitor(args.classifier, args.data)
     metrics = train_images(
         load_config(args.config),
         dataset=args.dataset,
@@ -113,6 +125,7 @@ def train_images_command(args: argparse.Namespace) -> int:
         data_path=args.data,
         out_dir=args.out_dir,
         checkpoint_dir=args.checkpoint_dir,
+        scorer=scorer,
     )
     if metrics:
         print(

@@ -95,6 +95,16 @@ class ReplayBuffer:
         labels = torch.where(fresh, batch_labels.to(self.device), self.labels[slots])
         return starts, labels
 
+    def newest(self, count: int) -> tuple[Tensor, Tensor]:
+        """The ``count`` most recently pushed chains (fewer while the buffer is filling) as uint8
+        (floor(256 x), the evaluation's quantisation) with their labels; reads no random numbers."""
+        count = min(count, self.size)
+        slots = (self.next_slot - 1 - torch.arange(count, device=self.device)) % self.capacity
+        stored = self.images[slots]
+        if self.storage != "uint8":
+            stored = self._encode(stored)
+        return stored, self.labels[slots]
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "images": self.images[: self.size].cpu().clone(),

@@ -8,7 +8,6 @@ A restarted job resumes from the newest readable checkpoint; a finished run only
 
 from __future__ import annotations
 
-import csv
 import sys
 import time
 from pathlib import Path
@@ -27,16 +26,14 @@ from febm.images.distributed import (
     stop_processes,
 )
 from febm.images.grid import save_grid
+from febm.images.monitor import MONITOR_FIELDS, Scorer, score_buffer
 from febm.images.networks import parameter_count
+from febm.images.train_log import LOG_FIELDS, TrainLog, csv_text
 from febm.images.training import METHODS, ImageTrainer, TrainingDivergedError, TrainSettings
 from febm.io import provenance, write_json_atomic, write_text_atomic
 from febm.objectives import NonFiniteLossError
 from febm.runspec import RunSpec, resume_key
 
-LOG_FIELDS = [
-    "iteration", "warmup", "loss_e", "loss_h", "bound",
-    "e_pos_mean", "e_neg_mean", "h_pos_mean", "h_neg_mean", "seconds",
-]  # fmt: skip
 SUMMARY_WINDOW = 100
 
 
@@ -75,54 +72,6 @@ def describe_scale(config: dict[str, Any], settings: TrainSettings, world_size: 
         f"reduced: {settings.iterations} iterations, width {settings.network.num_filters}, "
         f"batch {settings.batch_size} x {world_size} process(es), {settings.sampler.steps} Langevin steps"
     )
-
-
-# --- the live CSV log ---------------------------------------------------------------------------
-
-
-class TrainLog:
-    """Per-iteration CSV in the checkpoint folder; on resume, rows past the checkpoint are dropped."""
-
-    def __init__(self, path: Path, resume_iteration: int) -> None:
-        self.path = path
-        kept: list[dict[str, str]] = []
-        if resume_iteration > 0 and path.is_file():
-            with path.open(newline="") as handle:
-                rows = list(csv.DictReader(handle))
-            # A kill can cut the last line short (a buffer flushed mid-row): keep only whole rows.
-            kept = [
-                row
-                for row in rows
-                if None not in row.values() and None not in row and float(row["iteration"]) < resume_iteration
-            ]
-        write_text_atomic(path, _csv_text(kept))
-        self.handle = path.open("a", newline="")
-        self.writer = csv.DictWriter(self.handle, fieldnames=LOG_FIELDS, extrasaction="ignore")
-
-    def append(self, row: dict[str, float]) -> None:
-        self.writer.writerow({key: row.get(key, "") for key in LOG_FIELDS})
-
-    def flush(self) -> None:
-        self.handle.flush()
-
-    def close(self) -> None:
-        self.handle.close()
-
-    def rows(self) -> list[dict[str, str]]:
-        if not self.handle.closed:
-            self.flush()
-        with self.path.open(newline="") as handle:
-            return list(csv.DictReader(handle))
-
-
-def _csv_text(rows: list[dict[str, str]]) -> str:
-    import io
-
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=LOG_FIELDS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 # --- resume / save ------------------------------------------------------------------------------
@@ -190,8 +139,12 @@ def train_images(
     data_path: Path,
     out_dir: Path,
     checkpoint_dir: Path,
+    scorer: Scorer | None = None,
 ) -> dict[str, Any]:
-    """Train (or resume) one run and write its result files; returns metrics (rank 0) or {}."""
+    """Train (or resume) one run and write its result files; returns metrics (rank 0) or {}.
+
+    ``scorer`` (:mod:`febm.images.monitor`) scores the newest replay-buffer chains every
+    ``training.monitor_interval`` iterations into ``monitor.csv``."""
     check_arguments(config, dataset, method, divergence)
     section = config["images"][dataset]
     context = start_processes(config["images"]["device"])
@@ -202,7 +155,14 @@ def train_images(
             section, method=method, divergence=divergence, seed=seed, image_channels=data.images.shape[1]
         )
         _check_data(data, dataset, settings, data_path, config)
-        return _train(config, settings, data.to(context.device), context, out_dir, checkpoint_dir, dataset)
+        if section["training"]["monitor_interval"] and scorer is None:
+            raise RunSetupError(
+                f"images.{dataset}.training.monitor_interval is set but no scorer was given; pass "
+                "--classifier (the .pt of febm train-classifier) or set monitor_interval: 0"
+            )
+        return _train(
+            config, settings, data.to(context.device), context, out_dir, checkpoint_dir, dataset, scorer
+        )
     finally:
         stop_processes(context)
 
@@ -227,6 +187,7 @@ def _train(
     out_dir: Path,
     checkpoint_dir: Path,
     dataset: str,
+    scorer: Scorer | None,
 ) -> dict[str, Any]:
     from tqdm import tqdm
 
@@ -236,6 +197,12 @@ def _train(
     key = checkpoint_key(config, dataset, settings)
     resumed_from = resume(trainer, checkpoint_dir, context, key)
     log = TrainLog(checkpoint_dir / "train_log.csv", resumed_from) if context.is_main else None
+    monitor_log = (
+        TrainLog(checkpoint_dir / "monitor.csv", resumed_from, MONITOR_FIELDS, after_step=True)
+        if context.is_main
+        else None
+    )
+    monitor_interval = training_section["monitor_interval"] if scorer is not None else 0
     bar = tqdm(
         total=settings.iterations,
         initial=resumed_from,
@@ -256,9 +223,15 @@ def _train(
             bar.set_postfix(e_pos=f"{row['e_pos_mean']:.3g}", e_neg=f"{row['e_neg_mean']:.3g}", refresh=False)
             bar.update(1)
             done = trainer.iteration
+            if monitor_log is not None and monitor_interval and done % monitor_interval == 0:
+                row = score_buffer(trainer.buffer, training_section["monitor_samples"], scorer, done)
+                if row is not None:
+                    monitor_log.append(row)
+                    monitor_log.flush()
             if done % training_section["checkpoint_interval"] == 0 or done == settings.iterations:
                 if log is not None:
                     log.flush()
+                    monitor_log.flush()
                 save_checkpoint(trainer, checkpoint_dir, context, training_section["keep_checkpoints"], key)
             if context.is_main and done % training_section["sample_interval"] == 0:
                 save_grid(trainer.last_negatives, checkpoint_dir / "samples_latest.png")
@@ -266,8 +239,10 @@ def _train(
         bar.close()
         if log is not None:
             log.close()
+            monitor_log.close()
     if not context.is_main:
         return {}
+    write_text_atomic(out_dir / "monitor.csv", csv_text(monitor_log.rows(), MONITOR_FIELDS))
     return _write_outputs(config, settings, trainer, log, out_dir, dataset, resumed_from, started, context)
 
 
@@ -310,7 +285,7 @@ def _write_outputs(
         "config_hash": config_hash(config),
     }
     ckpt.save_energy_model(out_dir / "model.pt", trainer.energy, meta)
-    write_text_atomic(out_dir / "train_log.csv", _csv_text(rows))
+    write_text_atomic(out_dir / "train_log.csv", csv_text(rows))
     if trainer.last_negatives is None:  # finished run reloaded: draw fresh grid samples from the buffer
         starts, _ = trainer.buffer.chain_starts(
             None, min(64, max(1, len(trainer.buffer))), reinit_prob=0.0, generator=trainer.generator

@@ -26,7 +26,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--paper", type=Path, default=PAPER_RESULTS, help="the paper's numbers (CSV)")
     parser.add_argument("--out", type=Path, required=True, help="the HTML file to write")
     for name, what in [
-        ("tables", "table CSVs (table1.csv, table2.csv, table5.csv)"),
+        ("tables", "table CSVs (table5.csv, table1.csv, table2.csv, fashion_mnist.csv)"),
         ("figures", "figure PNGs (figure1.png ... figure4.png)"),
         ("metrics", "per-run metrics/score JSONs (for scale labels and hardware)"),
         ("samples", "sample-grid PNGs of the image runs"),

@@ -31,6 +31,10 @@ class Picture:
     caption: str
     labels: list[str] = field(default_factory=list)
     anchor: str = ""
+    dataset: str = ""  # of a sample grid: the image study it belongs to
+    # of a sample grid: written by `febm image-figure --figure grid` (seed<S>.png, class rows when
+    # conditional) rather than a training snapshot (.../seed<S>/samples.png, a plain near-square grid)
+    uncurated_grid: bool = False
 
 
 def picture_source(path: Path, out_dir: Path, embed: bool, copy_name: str) -> str:
@@ -90,6 +94,8 @@ def sample_grids(
                 caption=" / ".join(run),
                 labels=list(labels_of.get(dataset, [])),
                 anchor=f"samples-{name}",
+                dataset=dataset,
+                uncurated_grid=path.stem != "samples",
             )
         )
     return grids

@@ -16,15 +16,29 @@ from febm.config import config_hash
 from febm.io import write_text_atomic
 from febm.reporting.benchmarks import stage_times
 from febm.reporting.errors import ReportInputError
-from febm.reporting.figures import paper_figures, sample_grids
-from febm.reporting.labels import STUDY_OF_TABLE, TOY, badge_text, read_metrics, study_labels
+from febm.reporting.figures import Picture, paper_figures, sample_grids
+from febm.reporting.labels import TOY, badge_text, read_metrics, study_labels
 from febm.reporting.provenance import collect_provenance
-from febm.reporting.tables import build_table
+from febm.reporting.tables import REPORT_TABLES, build_table
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE_NAME = "index.html.j2"
-DATASET_NAMES = {"cifar10": "CIFAR-10 (class-conditional)", "celeba32": "CelebA 32×32 (unconditional)"}
+DATASET_NAMES = {
+    "cifar10": "CIFAR-10 (class-conditional)",
+    "celeba32": "CelebA 32×32 (unconditional)",
+    "fashion_mnist": "Fashion-MNIST (class-conditional, scored by a classifier)",
+}
+# Row r of a class-conditional sample grid holds samples drawn for class r (febm/evaluation/figures.py).
+CLASS_NAMES = {
+    "cifar10": (
+        "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+    ),
+    "fashion_mnist": (
+        "T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot",
+    ),
+}  # fmt: skip
 METRIC_DIGITS = {"mu": 4, "sigma": 4, "inception_score": 2, "fid": 2}
+PERCENT_METRICS = ("conditional_accuracy", "classifier_test_accuracy")  # fractions, shown as percentages
 
 
 @dataclass
@@ -45,20 +59,34 @@ class ReportInputs:
 def format_number(value: float | None, metric: str = "", signed: bool = False) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
-    digits = METRIC_DIGITS.get(metric, 4)
-    text = f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+    if metric in PERCENT_METRICS:
+        value, digits, unit = 100 * value, 1, "%"
+    else:
+        digits, unit = METRIC_DIGITS.get(metric, 4), ""
+    text = (f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}") + unit
     return text.replace("-", "−")
 
 
-def table_file_of(paths: list[Path], number: int) -> Path | None:
-    matches = [path for path in paths if path.stem == f"table{number}"]
+def table_file_of(paths: list[Path], stem: str) -> Path | None:
+    """The CSV of one table, found by its name (table5.csv, ..., fashion_mnist.csv) in any folder."""
+    # the same file given twice (a glob and its own name) counts once
+    matches = list({path.resolve(): path for path in paths if path.stem == stem}.values())
     if len(matches) > 1:
-        raise ReportInputError(f"two files for Table {number}: {', '.join(map(str, matches))}")
+        raise ReportInputError(f"two files for table {stem}: {', '.join(map(str, matches))}")
     return matches[0] if matches else None
 
 
-def not_run_reason(config: Mapping[str, Any], number: int) -> str:
-    study = STUDY_OF_TABLE[number]
+def check_table_names(paths: list[Path]) -> None:
+    """A table the report does not know would silently vanish from it: say so instead."""
+    known = [spec.anchor for spec in REPORT_TABLES]
+    for path in paths:
+        if path.stem not in known:
+            raise ReportInputError(
+                f"table file {str(path)!r}: the report shows only {', '.join(f'{name}.csv' for name in known)}"
+            )
+
+
+def not_run_reason(config: Mapping[str, Any], study: str) -> str:
     if study == TOY:
         if not config["toy"]["enabled"]:
             return "the 1-D study is switched off (toy.enabled: false)"
@@ -141,20 +169,55 @@ def run_summary(config: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def grid_reading(dataset: str, grids: list[Picture], config: Mapping[str, Any]) -> str:
+    """How to read a dataset's sample grids."""
+    if not all(grid.uncurated_grid for grid in grids):
+        return "Samples of each run as the training run saved them."
+    names = CLASS_NAMES.get(dataset, ())
+    # `febm image-figure --figure grid` puts one class per row only if every class has a row
+    if (
+        config["images"].get(dataset, {}).get("conditional")
+        and names
+        and config["evaluation"]["figures"]["grid_rows"] >= len(names)
+    ):
+        return (
+            f"Uncurated; row r holds the first samples drawn for class r (top to bottom: {', '.join(names)})."
+        )
+    return "Uncurated: the first samples in sampling order."
+
+
+def sample_groups(grids: list[Picture], config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The sample grids per dataset, in the order given, each with a line on how to read them."""
+    by_dataset: dict[str, list[Picture]] = {}
+    for grid in grids:
+        by_dataset.setdefault(grid.dataset, []).append(grid)
+    return [
+        {
+            "title": DATASET_NAMES.get(dataset, dataset),
+            "how": grid_reading(dataset, members, config),
+            "grids": members,
+        }
+        for dataset, members in by_dataset.items()
+    ]
+
+
 def build_context(inputs: ReportInputs) -> dict[str, Any]:
     config = inputs.config
     labels = study_labels(config, inputs.metrics)
     out_dir = inputs.out.parent
     embed = config["report"]["embed_figures"]
+    check_table_names(inputs.tables)
+    note_facts = {"feature_dim": config["evaluation"]["classifier"]["feature_dim"]}
     tables = [
         build_table(
-            number,
-            table_file_of(inputs.tables, number),
+            spec,
+            table_file_of(inputs.tables, spec.anchor),
             inputs.paper,
-            labels[STUDY_OF_TABLE[number]],
-            not_run_reason(config, number),
+            labels[spec.study],
+            not_run_reason(config, spec.study),
+            note_facts,
         )
-        for number in (5, 1, 2)
+        for spec in REPORT_TABLES
     ]
     figures = paper_figures(inputs.figures, out_dir, embed, labels[TOY])
     return {
@@ -169,7 +232,7 @@ def build_context(inputs: ReportInputs) -> dict[str, Any]:
         "figures": [(number, figures.get(number)) for number in (1, 2, 3, 4)],
         "toy_enabled": config["toy"]["enabled"],
         "images_enabled": config["images"]["enabled"],
-        "samples": sample_grids(inputs.samples, out_dir, embed, labels),
+        "samples": sample_groups(sample_grids(inputs.samples, out_dir, embed, labels), config),
         "show_samples": config["report"]["sample_grids"],
         "stability": stability_rows(inputs.stability),
         "provenance": collect_provenance(REPO, config_hash(config)),

@@ -1,9 +1,11 @@
 """The report's tables: the paper's rows (febm/data/reported_results.csv) with our numbers beside them.
 
 The paper's rows are the skeleton, so every table shows the published numbers even where a preset
-ran only part of the grid; our rows that the paper does not have are appended. Our table CSVs may be
-long (``method, divergence, metric, mean, std, n``) or wide (``method, divergence, fid_mean,
-fid_std, n``); both are read into one row per (method, divergence, metric).
+ran only part of the grid; our rows that the paper does not have are appended. A table the paper does
+not have (Fashion-MNIST) shows our rows alone, with its reference rows (what perfect samples and what
+noise score) after them. Our table CSVs may be long (``method, divergence, metric, mean, std, n``) or
+wide (``method, divergence, fid_mean, fid_std, n``); both are read into one row per (method,
+divergence, metric).
 """
 
 from __future__ import annotations
@@ -11,27 +13,76 @@ from __future__ import annotations
 import csv
 import math
 import re
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from febm.reporting.benchmarks import format_duration
 from febm.reporting.errors import ReportInputError
-from febm.reporting.labels import labels_of_record, merge_labels
+from febm.reporting.labels import TOY, labels_of_record, merge_labels
 from febm.validation import DIVERGENCE_DISPLAY
 
-TABLE_TITLES = {
-    1: "Table 1. CIFAR-10 class-conditional generation: Inception Score and FID",
-    2: "Table 2. CelebA 32×32 unconditional generation: FID",
-    5: "Table 5. 1-D Gaussian mixture: learned (μ, σ) against the exact f-divergence optimum",
-}
-TABLE_NOTES = {
-    1: "The paper's ± on the Inception Score is the standard deviation over 10 splits of 5,000 samples of "
-    "one run; ours is over seeds (the split standard deviation is in the CSV below).",
-    2: "FID against the preprocessed CelebA images of this reproduction; the paper does not state its "
-    "CelebA preprocessing, so differences of a few points are expected even at paper scale.",
-    5: "Exact optimum: ours is the quadrature minimiser of the f-divergence; the paper's comes from direct "
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One results table of the report: its CSV, its study, its wording and whether the paper has it."""
+
+    anchor: str  # the section id and the stem of its CSV (results/tables/<anchor>.csv)
+    study: str  # whose scale labels and not-run reason apply (febm.reporting.labels.STUDIES)
+    title: str
+    note: str = ""  # may name $feature_dim (and other config facts the renderer passes)
+    paper_table: int | None = (
+        None  # the paper's rows in reported_results.csv; None: the paper has no such table
+    )
+    row_order_of: int | None = None  # a paper table whose (method, divergence) order our rows follow
+    detail_columns: tuple[str, ...] = ()  # per-row CSV columns shown after the metrics
+    summary_columns: tuple[str, ...] = ()  # CSV columns with one value per table, stated under it
+
+
+TABLE5 = TableSpec(
+    "table5",
+    TOY,
+    "Table 5. 1-D Gaussian mixture: learned (μ, σ) against the exact f-divergence optimum",
+    note="Exact optimum: ours is the quadrature minimiser of the f-divergence; the paper's comes from direct "
     "numerical minimisation in the original code. The baselines are fitted on KL.",
-}
+    paper_table=5,
+)
+TABLE1 = TableSpec(
+    "table1",
+    "cifar10",
+    "Table 1. CIFAR-10 class-conditional generation: Inception Score and FID",
+    note="The paper's ± on the Inception Score is the standard deviation over 10 splits of 5,000 samples of "
+    "one run; ours is over seeds (the split standard deviation is in the CSV below).",
+    paper_table=1,
+)
+TABLE2 = TableSpec(
+    "table2",
+    "celeba32",
+    "Table 2. CelebA 32×32 unconditional generation: FID",
+    note="FID against the preprocessed CelebA images of this reproduction; the paper does not state its "
+    "CelebA preprocessing, so differences of a few points are expected even at paper scale.",
+    paper_table=2,
+)
+FASHION_MNIST = TableSpec(
+    "fashion_mnist",
+    "fashion_mnist",
+    "Fashion-MNIST (real images, class-conditional): scored by a classifier trained on its train split",
+    note="The paper has no such table: this study runs offline on any machine, with a small CNN trained on "
+    "the train split (then frozen) in place of Inception. Conditional accuracy: the share of samples the "
+    "classifier assigns to the class they were sampled for (higher is better; chance is 10%). FID: the "
+    "Fréchet distance between Gaussians fitted to the classifier's $feature_dim-d penultimate features of "
+    "the samples and of the test split (lower is better; biased upwards at small n, so compare rows that "
+    "score as many images). Inception Score: exp(E_x KL(p(y|x) ‖ p(y))) with the classifier's softmax as "
+    "p(y|x) (from 1 to 10, the number of classes; higher is better). The reference rows are scored the "
+    "same way: images of the train split (what perfect samples give) and uniform noise (what a model that "
+    "learnt nothing gives).",
+    row_order_of=1,  # the order of Table 1 (CD, then f-EBM by divergence), so the two read alike
+    detail_columns=("n_samples", "iterations", "train_wall_seconds"),
+    summary_columns=("classifier_test_accuracy",),
+)
+REPORT_TABLES = (TABLE5, TABLE1, TABLE2, FASHION_MNIST)  # in the order of the report's sections
+
 METHOD_NAMES = {
     "febm": "f-EBM",
     "f-ebm": "f-EBM",
@@ -39,13 +90,31 @@ METHOD_NAMES = {
     "contrastive divergence": "contrastive_divergence",
     "maximum_likelihood": "mle",
 }
+REFERENCE = "reference"  # the method of a reference row (febm classifier-table)
 METHOD_DISPLAY = {
     "f-EBM": "f-EBM",
     "contrastive_divergence": "Contrastive divergence",
     "optimum": "Exact optimum",
     "mle": "Maximum likelihood",
+    REFERENCE: "Reference",
 }
-METRIC_DISPLAY = {"inception_score": "Inception Score", "fid": "FID", "mu": "μ", "sigma": "σ"}
+REFERENCE_DISPLAY = {
+    "train split": "train split (what perfect samples give)",
+    "uniform noise": "uniform noise (what nothing learnt gives)",
+}
+METRIC_DISPLAY = {
+    "inception_score": "Inception Score",
+    "fid": "FID",
+    "mu": "μ",
+    "sigma": "σ",
+    "conditional_accuracy": "Conditional accuracy",
+}
+DETAIL_DISPLAY = {
+    "n_samples": "Images scored",
+    "iterations": "Training iterations",
+    "train_wall_seconds": "Training time per run",
+}
+SUMMARY_DISPLAY = {"classifier_test_accuracy": "Test-split accuracy of the scoring classifier"}
 MEAN_COLUMNS = ("mean", "ours_mean", "value", "ours")
 STD_COLUMNS = ("std_over_seeds", "std", "ours_std")
 COUNT_COLUMNS = ("n_seeds", "n", "count")
@@ -72,10 +141,15 @@ class TableRow:
     paper: float | None = None
     paper_std: float | None = None
     labels: list[str] = field(default_factory=list)
+    details: dict[str, str] = field(default_factory=dict)  # the CSV's per-row facts (DETAIL_DISPLAY)
 
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.method, self.divergence, self.metric)
+
+    @property
+    def is_reference(self) -> bool:
+        return self.method == REFERENCE
 
     @property
     def difference(self) -> float | None:
@@ -89,6 +163,8 @@ class TableRow:
 
     @property
     def divergence_text(self) -> str:
+        if self.is_reference:
+            return REFERENCE_DISPLAY.get(self.divergence, self.divergence)
         if self.divergence.startswith("alpha_"):
             return f"α = {self.divergence.removeprefix('alpha_')}"
         return DIVERGENCE_DISPLAY.get(self.divergence, self.divergence or "–")
@@ -98,6 +174,17 @@ class TableRow:
         return METRIC_DISPLAY.get(self.metric, self.metric)
 
 
+def detail_text(column: str, raw: str) -> str:
+    """A per-row fact as the report shows it ("–" where the CSV leaves it empty)."""
+    raw = (raw or "").strip()
+    number = _number(raw)
+    if column == "train_wall_seconds" and number is not None:
+        return format_duration(number)
+    if column == "n_samples" and number is not None:
+        return f"{number:,.0f}"
+    return ", ".join(raw.split()) or "–"  # several values (e.g. iterations differing between seeds)
+
+
 @dataclass
 class GroupedRow:
     """One line of a rendered table: a method and divergence, with one TableRow per metric."""
@@ -105,15 +192,20 @@ class GroupedRow:
     method_text: str
     divergence_text: str
     cells: dict[str, TableRow]
+    is_reference: bool = False
+    details: dict[str, str] = field(default_factory=dict)
 
     @property
     def has_ours(self) -> bool:
         return any(cell.ours is not None for cell in self.cells.values())
 
+    def detail(self, column: str) -> str:
+        return detail_text(column, self.details.get(column, ""))
+
 
 @dataclass
 class TableView:
-    number: int
+    spec: TableSpec
     status: str  # "ok" or "not run"
     reason: str = ""
     rows: list[TableRow] = field(default_factory=list)
@@ -121,10 +213,20 @@ class TableView:
     raw_header: list[str] = field(default_factory=list)
     raw_rows: list[list[str]] = field(default_factory=list)
     unparsed: bool = False
+    note: str = ""
+    summary: list[tuple[str, str, list[float]]] = field(default_factory=list)  # (column, label, values)
 
     @property
     def title(self) -> str:
-        return TABLE_TITLES[self.number]
+        return self.spec.title
+
+    @property
+    def anchor(self) -> str:
+        return self.spec.anchor
+
+    @property
+    def has_paper(self) -> bool:
+        return self.spec.paper_table is not None
 
     @property
     def metrics(self) -> list[str]:
@@ -132,25 +234,38 @@ class TableView:
         return list(dict.fromkeys(row.metric for row in self.rows))
 
     @property
+    def detail_columns(self) -> list[str]:
+        return [column for column in self.spec.detail_columns if column in self.raw_header]
+
+    @property
+    def column_count(self) -> int:
+        return 2 + len(self.metrics) * (3 if self.has_paper else 1) + len(self.detail_columns)
+
+    @property
     def grouped_rows(self) -> list[GroupedRow]:
         groups: dict[tuple[str, str], GroupedRow] = {}
         for row in self.rows:
             key = (row.method, row.divergence)
             if key not in groups:
-                groups[key] = GroupedRow(row.method_text, row.divergence_text, {})
+                groups[key] = GroupedRow(
+                    row.method_text, row.divergence_text, {}, row.is_reference, dict(row.details)
+                )
             groups[key].cells[row.metric] = row
         return list(groups.values())
+
+    @property
+    def method_groups(self) -> list[GroupedRow]:
+        return [group for group in self.grouped_rows if not group.is_reference]
+
+    @property
+    def reference_groups(self) -> list[GroupedRow]:
+        return [group for group in self.grouped_rows if group.is_reference]
 
     def metric_text(self, metric: str) -> str:
         return METRIC_DISPLAY.get(metric, metric)
 
-    @property
-    def anchor(self) -> str:
-        return f"table{self.number}"
-
-    @property
-    def note(self) -> str:
-        return TABLE_NOTES.get(self.number, "")
+    def detail_heading(self, column: str) -> str:
+        return DETAIL_DISPLAY.get(column, column)
 
 
 def canonical_method(name: str) -> str:
@@ -262,6 +377,7 @@ def our_rows(columns: list[str], records: list[dict[str, str]]) -> list[TableRow
         if mean_column is None:
             return None
         std_column = _first(columns, STD_COLUMNS)
+        detail_columns = [name for name in DETAIL_DISPLAY if name in columns]
         for record in records:
             mean = _number(record.get(mean_column))
             rows.append(
@@ -277,6 +393,7 @@ def our_rows(columns: list[str], records: list[dict[str, str]]) -> list[TableRow
                         _count(record.get(count_column)) if count_column else None,
                     ),
                     labels=row_labels(record),
+                    details={name: record.get(name) or "" for name in detail_columns},
                 )
             )
         return rows
@@ -301,20 +418,55 @@ def our_rows(columns: list[str], records: list[dict[str, str]]) -> list[TableRow
     return rows
 
 
+def summary_values(records: list[dict[str, str]], column: str) -> list[float]:
+    """The distinct values of a once-per-table column (several only if the runs disagree)."""
+    values = [_number(record.get(column)) for record in records]
+    return list(dict.fromkeys(value for value in values if value is not None))
+
+
+def in_order_of(rows: list[TableRow], order: list[TableRow]) -> list[TableRow]:
+    """Our rows in the (method, divergence) order of ``order``, unknown ones after, references last."""
+    rank = {
+        key: index for index, key in enumerate(dict.fromkeys((row.method, row.divergence) for row in order))
+    }
+    positions = {row.key: index for index, row in enumerate(rows)}
+    return sorted(
+        rows,
+        key=lambda row: (
+            row.is_reference,
+            rank.get((row.method, row.divergence), len(rank)),
+            positions[row.key],
+        ),
+    )
+
+
 def build_table(
-    number: int, table_csv: str | Path | None, paper_csv: str | Path, labels: list[str], not_run_reason: str
+    spec: TableSpec,
+    table_csv: str | Path | None,
+    paper_csv: str | Path,
+    labels: list[str],
+    not_run_reason: str,
+    note_facts: Mapping[str, object] | None = None,
 ) -> TableView:
-    """Join our table (if it was produced) with the paper's rows."""
-    skeleton = paper_rows(paper_csv, number)
+    """Join our table (if it was produced) with the paper's rows, or show ours alone if the paper has none."""
+    skeleton = paper_rows(paper_csv, spec.paper_table) if spec.paper_table is not None else []
+    # safe_substitute: a fact the renderer did not pass stays visible as $name rather than failing
+    note = string.Template(spec.note).safe_substitute(note_facts or {})
     if table_csv is None:
-        return TableView(number, "not run", reason=not_run_reason, rows=skeleton)
+        return TableView(spec, "not run", reason=not_run_reason, rows=skeleton, note=note)
     columns, records = read_csv(table_csv)
     view = TableView(
-        number,
+        spec,
         "ok",
         labels=list(labels),
         raw_header=columns,
         raw_rows=[[record.get(name, "") or "" for name in columns] for record in records],
+        note=note,
+        summary=[
+            (column, SUMMARY_DISPLAY.get(column, column), values)
+            for column in spec.summary_columns
+            if (values := summary_values(records, column))
+        ],
     )
     ours = our_rows(columns, records)
     if ours is None:
@@ -325,9 +477,12 @@ def build_table(
     for row in skeleton:
         match = by_key.get(row.key)
         if match is not None:
-            row.ours, row.labels = match.ours, match.labels
+            row.ours, row.labels, row.details = match.ours, match.labels, match.details
     known = {row.key for row in skeleton}
-    view.rows = skeleton + [row for row in ours if row.key not in known and row.ours is not None]
+    extra = [row for row in ours if row.key not in known and row.ours is not None]
+    if spec.row_order_of is not None:
+        extra = in_order_of(extra, paper_rows(paper_csv, spec.row_order_of))
+    view.rows = skeleton + extra
     for row in view.rows:
         if row.ours is not None:
             row.labels = merge_labels(view.labels, row.labels)

@@ -86,3 +86,25 @@ rule classifier_table:
     shell:
         "febm classifier-table --config {input.config} --scores {input.scores} --runs {input.runs}"
         " --out {output} > {log} 2>&1"
+
+
+rule classifier_curve:
+    """Sample quality against training iteration: every run's monitor.csv, mean over seeds."""
+    input:
+        config=ancient(RESOLVED_CONFIG),
+        runs=lambda wildcards: image_run_files(f"{IMAGE_RUN_DIR}/monitor.csv", datasets=[wildcards.dataset]),
+        references=lambda wildcards: [
+            CLASSIFIER_REFERENCE.format(dataset=wildcards.dataset, reference=r) for r in CLASSIFIER_REFERENCES
+        ],
+    output:
+        CLASSIFIER_CURVE,
+    params:
+        settings=settings_key("classifier_table"),
+        run_dirs=lambda wildcards: image_run_files(IMAGE_RUN_DIR, datasets=[wildcards.dataset]),
+    wildcard_constraints:
+        dataset=_alternatives(CLASSIFIER_DATASETS),
+    log:
+        log_path("figures", "{dataset}_curve"),
+    shell:
+        "febm classifier-curve --config {input.config} --runs {params.run_dirs}"
+        " --references {input.references} --out {output} > {log} 2>&1"

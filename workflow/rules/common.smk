@@ -208,6 +208,7 @@ DATASET_TABLE = "results/tables/{dataset}.csv"
 CLASSIFIER = f"{RESOURCES}/classifier/{{dataset}}.pt"
 CLASSIFIER_REFERENCE = "results/images/scores/{dataset}/reference/{reference}.json"
 CLASSIFIER_REFERENCES = ["train", "noise"]
+CLASSIFIER_CURVE = "results/figures/{dataset}_curve.png"
 APPENDIX_FIGURE = f"results/figures/appendix/{{kind}}/{IMAGE_RUN}.png"
 APPENDIX_KINDS = ["process", "denoise", "inpaint", "neighbours"]
 
@@ -235,6 +236,15 @@ def image_tables():
     return [dataset_table(dataset) for dataset in IMAGE_DATASETS]
 
 
+def classifier_curves():
+    """The quality-vs-iteration figure of every classifier-scored dataset whose runs are monitored."""
+    return [
+        CLASSIFIER_CURVE.format(dataset=dataset)
+        for dataset in IMAGE_DATASETS
+        if dataset in CLASSIFIER_DATASETS and IMAGES[dataset]["training"]["monitor_interval"]
+    ]
+
+
 def classifier_score_files(dataset):
     """Every score file of a classifier-scored dataset's table: its runs and the two reference rows."""
     runs = image_run_files(IMAGE_SCORES, datasets=[dataset])
@@ -255,7 +265,7 @@ def image_products():
     """What `all` builds for the image study (nothing when images.enabled is false)."""
     if not IMAGES_ENABLED:
         return []
-    return image_tables()
+    return image_tables() + classifier_curves()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -293,6 +303,15 @@ def raw_data_of(wildcards):
 
 def standin_kind_of(wildcards):
     return STANDIN_KIND_OF_LAYOUT[wildcards.raw_layout]
+
+
+def monitor_classifier_of(wildcards):
+    """The classifier a run's monitor scores with: only where monitor_interval is set."""
+    if wildcards.dataset not in CLASSIFIER_DATASETS:
+        return []
+    if not IMAGES[wildcards.dataset]["training"]["monitor_interval"]:
+        return []
+    return CLASSIFIER.format(dataset=wildcards.dataset)
 
 
 def image_checkpoint_dir(wildcards):

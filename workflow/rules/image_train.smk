@@ -30,15 +30,19 @@ rule train_images:
         data=PREPARED_DATA,
         # Order only: a re-run of the check (new hardware, edited script) must not retrain anything.
         gpu_check=ancient(GPU_CHECK),
+        # Classifier-scored datasets (Fashion-MNIST): the monitor scores the replay buffer with it.
+        classifier=monitor_classifier_of,
     output:
         model=f"{IMAGE_RUN_DIR}/model.pt",
         metrics=f"{IMAGE_RUN_DIR}/metrics.json",
         train_log=f"{IMAGE_RUN_DIR}/train_log.csv",
         samples=f"{IMAGE_RUN_DIR}/samples.png",
+        monitor=f"{IMAGE_RUN_DIR}/monitor.csv",
     params:
         settings=dataset_settings_key("train_images"),
         out_dir=IMAGE_RUN_DIR,
         checkpoint_dir=image_checkpoint_dir,
+        classifier=lambda wildcards, input: f"--classifier {input.classifier}" if input.classifier else "",
     threads: IMAGE_THREADS
     resources:
         gpu=1,
@@ -50,4 +54,4 @@ rule train_images:
         "febm train-images --config {input.config} --dataset {wildcards.dataset}"
         " --method {wildcards.image_method} --divergence {wildcards.image_divergence}"
         " --seed {wildcards.seed} --data {input.data} --out-dir {params.out_dir}"
-        " --checkpoint-dir {params.checkpoint_dir} > {log} 2>&1"
+        " --checkpoint-dir {params.checkpoint_dir} {params.classifier} > {log} 2>&1"
