@@ -15,8 +15,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Render the HTML report. Every list may be empty: a study without results shows as "
             "'not run'. Example: febm report --config results/config/resolved.yaml --templates report "
-            "--tables results/tables/*.csv --figures results/figures/*.png "
-            "--benchmarks results/benchmarks/*/*.tsv --out results/report/index.html"
+            "--tables results/tables/*.csv --figures results/figures/figure*.png "
+            "--curves results/figures/*_curve.png --benchmarks results/benchmarks/*/*.tsv "
+            "--out results/report/index.html"
         ),
     )
     parser.add_argument(
@@ -33,8 +34,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         ("stability", "toy-stability JSONs"),
         ("gpu-check", "the GPU check JSON of the image study"),
         ("benchmarks", "Snakemake benchmark TSVs (results/benchmarks/<stage>/<job>.tsv)"),
+        ("curves", "quality-vs-iteration figures of `febm classifier-curve` (<dataset>_curve.png)"),
     ]:
-        parser.add_argument(f"--{name}", nargs="*", type=Path, default=[], metavar="FILE", help=what)
+        metavar = "PNG" if name == "curves" else "FILE"
+        parser.add_argument(f"--{name}", nargs="*", type=Path, default=[], metavar=metavar, help=what)
     parser.set_defaults(handler=run_report)
 
 
@@ -54,6 +57,7 @@ def run_report(args: argparse.Namespace) -> int:
         stability=args.stability,
         gpu_check=args.gpu_check,
         benchmarks=args.benchmarks,
+        curves=args.curves,
     )
     path = render_report(inputs)
     print(f"report written to {path}")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from febm.io import write_bytes_atomic
 from febm.reporting.errors import ReportInputError
@@ -23,6 +25,7 @@ FIGURE_CAPTIONS = {
 }
 MIME_TYPES = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 FIGURE_NUMBER = re.compile(r"figure(\d+)")
+CURVE_SUFFIX = "_curve"  # results/figures/<dataset>_curve.png, written by `febm classifier-curve`
 
 
 @dataclass
@@ -99,3 +102,43 @@ def sample_grids(
             )
         )
     return grids
+
+
+def curve_caption(training: Mapping[str, Any]) -> str:
+    """What the quality-vs-iteration figure shows, with the monitor settings its runs were trained with."""
+    interval = training["monitor_interval"]
+    every = "every training iteration" if interval == 1 else f"every {interval:,} training iterations"
+    return (
+        "Sample quality during training: the persistent replay-buffer chains (the newest "
+        f"{training['monitor_samples']:,} of them) scored {every} (training.monitor_interval) by the frozen "
+        "classifier that scores the table above: conditional accuracy, classifier FID and the Inception "
+        "Score formula against training iteration, mean over seeds per method and divergence. Dashed: the "
+        "train split and uniform noise, the table's reference rows. These are the training chains, not the "
+        "table's final samples, so the last point need not equal the table's numbers."
+    )
+
+
+def curve_figures(
+    paths: list[Path],
+    out_dir: Path,
+    embed: bool,
+    labels_of: Mapping[str, list[str]],
+    captions: Mapping[str, str],
+) -> dict[str, Picture]:
+    """The quality-vs-iteration figure per dataset; `captions` names the datasets whose section shows one."""
+    curves: dict[str, Picture] = {}
+    for path in {path.resolve(): path for path in paths}.values():  # one file given twice counts once
+        dataset = path.stem.removesuffix(CURVE_SUFFIX)
+        if not path.stem.endswith(CURVE_SUFFIX) or dataset not in captions:
+            known = ", ".join(f"{name}{CURVE_SUFFIX}.png" for name in captions)
+            raise ReportInputError(f"curve {str(path)!r}: the report shows only {known}")
+        if dataset in curves:
+            raise ReportInputError(f"two curve files for {dataset}: rename or drop one of them")
+        curves[dataset] = Picture(
+            src=picture_source(path, out_dir, embed, path.name),
+            caption=captions[dataset],
+            labels=list(labels_of.get(dataset, [])),
+            anchor=f"{dataset}-curve",
+            dataset=dataset,
+        )
+    return curves

@@ -16,10 +16,10 @@ from febm.config import config_hash
 from febm.io import write_text_atomic
 from febm.reporting.benchmarks import stage_times
 from febm.reporting.errors import ReportInputError
-from febm.reporting.figures import Picture, paper_figures, sample_grids
+from febm.reporting.figures import Picture, curve_caption, curve_figures, paper_figures, sample_grids
 from febm.reporting.labels import TOY, badge_text, read_metrics, study_labels
 from febm.reporting.provenance import collect_provenance
-from febm.reporting.tables import REPORT_TABLES, build_table
+from febm.reporting.tables import REPORT_TABLES, TableView, build_table
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE_NAME = "index.html.j2"
@@ -54,6 +54,7 @@ class ReportInputs:
     stability: list[Path] = field(default_factory=list)
     gpu_check: list[Path] = field(default_factory=list)
     benchmarks: list[Path] = field(default_factory=list)
+    curves: list[Path] = field(default_factory=list)  # <dataset>_curve.png of `febm classifier-curve`
 
 
 def format_number(value: float | None, metric: str = "", signed: bool = False) -> str:
@@ -201,6 +202,29 @@ def sample_groups(grids: list[Picture], config: Mapping[str, Any]) -> list[dict[
     ]
 
 
+def attach_curves(
+    tables: list[TableView], inputs: ReportInputs, labels: Mapping[str, list[str]], embed: bool
+) -> None:
+    """Put each quality-vs-iteration figure into its dataset's section, or say why a run section has none."""
+    config = inputs.config
+    training = {
+        table.spec.study: config["images"][table.spec.study]["training"]
+        for table in tables
+        if table.spec.curve
+    }
+    captions = {study: curve_caption(settings) for study, settings in training.items()}
+    curves = curve_figures(inputs.curves, inputs.out.parent, embed, labels, captions)
+    for table in (table for table in tables if table.spec.curve):
+        study = table.spec.study
+        table.curve = curves.get(study)
+        if table.curve is None and table.status == "ok":
+            table.curve_missing = (
+                f"the runs were not monitored (images.{study}.training.monitor_interval: 0)"
+                if not training[study]["monitor_interval"]
+                else "the workflow did not produce this figure"
+            )
+
+
 def build_context(inputs: ReportInputs) -> dict[str, Any]:
     config = inputs.config
     labels = study_labels(config, inputs.metrics)
@@ -219,6 +243,7 @@ def build_context(inputs: ReportInputs) -> dict[str, Any]:
         )
         for spec in REPORT_TABLES
     ]
+    attach_curves(tables, inputs, labels, embed)
     figures = paper_figures(inputs.figures, out_dir, embed, labels[TOY])
     return {
         "title": config["report"]["title"],

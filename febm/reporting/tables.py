@@ -20,6 +20,7 @@ from pathlib import Path
 
 from febm.reporting.benchmarks import format_duration
 from febm.reporting.errors import ReportInputError
+from febm.reporting.figures import Picture
 from febm.reporting.labels import TOY, labels_of_record, merge_labels
 from febm.validation import DIVERGENCE_DISPLAY
 
@@ -38,6 +39,8 @@ class TableSpec:
     row_order_of: int | None = None  # a paper table whose (method, divergence) order our rows follow
     detail_columns: tuple[str, ...] = ()  # per-row CSV columns shown after the metrics
     summary_columns: tuple[str, ...] = ()  # CSV columns with one value per table, stated under it
+    # the section also shows results/figures/<study>_curve.png (`febm classifier-curve`) below the table
+    curve: bool = False
 
 
 TABLE5 = TableSpec(
@@ -80,6 +83,7 @@ FASHION_MNIST = TableSpec(
     row_order_of=1,  # the order of Table 1 (CD, then f-EBM by divergence), so the two read alike
     detail_columns=("n_samples", "iterations", "train_wall_seconds"),
     summary_columns=("classifier_test_accuracy",),
+    curve=True,
 )
 REPORT_TABLES = (TABLE5, TABLE1, TABLE2, FASHION_MNIST)  # in the order of the report's sections
 
@@ -215,6 +219,10 @@ class TableView:
     unparsed: bool = False
     note: str = ""
     summary: list[tuple[str, str, list[float]]] = field(default_factory=list)  # (column, label, values)
+    # the quality-vs-iteration figure shown below the table (spec.curve), and the line shown instead
+    # when the study ran without one
+    curve: Picture | None = None
+    curve_missing: str = ""
 
     @property
     def title(self) -> str:

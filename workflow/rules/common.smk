@@ -360,7 +360,8 @@ def image_benchmarks():
 
 
 def report_inputs():
-    inputs = {"tables": [], "figures": [], "metrics": [], "samples": [], "stability": [], "gpu_check": []}
+    names = ("tables", "figures", "metrics", "samples", "stability", "gpu_check", "curves")
+    inputs = {name: [] for name in names}  # every key, possibly empty: the report rule passes each as --<key>
     if TOY_ENABLED:
         inputs["tables"].append(TABLE.format(table=5))
         inputs["figures"] += expand(FIGURE_PNG, figure=TOY_FIGURES)
@@ -370,6 +371,7 @@ def report_inputs():
         inputs["tables"] += image_tables()
         inputs["metrics"] += image_run_files(f"{IMAGE_RUN_DIR}/metrics.json") + image_run_files(IMAGE_SCORES)
         inputs["gpu_check"].append(GPU_CHECK)
+        inputs["curves"] = classifier_curves()  # empty when no classifier-scored run is monitored
         if config["report"]["sample_grids"]:
             inputs["samples"] += image_run_files(IMAGE_GRID)
     return inputs
