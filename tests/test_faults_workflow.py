@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import torch
@@ -151,9 +153,13 @@ def test_retries_get_more_time_and_resume_from_undeclared_checkpoints(loaded_wor
     train = rules["train_images"]
     outputs = [str(output) for output in train.output]
     checkpoint_dir = train.params.get("checkpoint_dir")(
-        {"dataset": "cifar10", "image_method": "febm", "image_divergence": "kl", "seed": "0"}
+        types.SimpleNamespace(dataset="cifar10", image_method="febm", image_divergence="kl", seed="0")
     )
-    assert checkpoint_dir.startswith("resources/checkpoints/") and "--checkpoint-dir" in train.shellcmd
+    # resources/checkpoints/<run>/<resume key> (resources/standin/... for stand-in data, kept apart)
+    assert re.fullmatch(
+        r"resources/(standin/)?checkpoints/cifar10/febm/kl/seed0/[0-9a-f]{12}", checkpoint_dir
+    )
+    assert "--checkpoint-dir" in train.shellcmd
     assert not any(
         output.startswith(checkpoint_dir) or checkpoint_dir.startswith(output) for output in outputs
     )

@@ -118,7 +118,13 @@ def test_outputs_and_sample_command(cifar10_standin_npz, tmp_path):
     args = ["train-images", "--config", str(config_file), "--dataset", "cifar10", "--method", "cd"]
     args += ["--divergence", "kl", "--seed", "0", "--data", str(cifar10_standin_npz)]
     assert main([*args, "--out-dir", str(out), "--checkpoint-dir", str(ckpt_dir)]) == 0
-    assert {p.name for p in out.iterdir()} == {"model.pt", "metrics.json", "train_log.csv", "samples.png"}
+    assert {p.name for p in out.iterdir()} == {
+        "model.pt",
+        "metrics.json",
+        "train_log.csv",
+        "samples.png",
+        "monitor.csv",
+    }
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("preset", "scale", "standin_data", "config_hash", "provenance", "wall_seconds"):
         assert key in metrics
