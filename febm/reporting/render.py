@@ -19,7 +19,8 @@ from febm.reporting.errors import ReportInputError
 from febm.reporting.figures import Picture, curve_caption, curve_figures, paper_figures, sample_grids
 from febm.reporting.labels import TOY, badge_text, read_metrics, study_labels
 from febm.reporting.provenance import collect_provenance
-from febm.reporting.tables import REPORT_TABLES, TableView, build_table
+from febm.reporting.table_specs import REPORT_TABLES
+from febm.reporting.tables import TableView, build_table
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE_NAME = "index.html.j2"
