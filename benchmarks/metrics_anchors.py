@@ -1,6 +1,6 @@
 """Check our IS/FID against published TF-parity anchors; needs the REAL weights and CIFAR-10. Prints JSON.
 
-Anchors (torch-fidelity v0.4.0, whose features match the TF graph to ~1e-4; metrics-and-data.md section 2):
+Anchors (torch-fidelity v0.4.0, whose features match the TF graph to ~1e-4; docs/metrics.md §6):
 * IS of the CIFAR-10 train set (50,000 images, permuted with RandomState(2020), 10 splits) = 11.23678
   (± 0.0951 over splits); torch-fidelity's own test tolerance is 5e-3 relative.
 * FID between 5,000 train and 5,000 test images, each chosen by RandomState(2020).choice(N, 5000,

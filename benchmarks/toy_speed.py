@@ -1,4 +1,4 @@
-"""Speed, memory and accuracy of the 1-D study (issue 3); prints one JSON object.
+"""Speed, memory and accuracy of the 1-D study; prints one JSON object.
 
     .venv/bin/python benchmarks/toy_speed.py                  # everything (~10 minutes on 2 cores)
     .venv/bin/python benchmarks/toy_speed.py --skip-study     # only the per-iteration / original-recipe timings

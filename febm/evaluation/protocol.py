@@ -1,6 +1,6 @@
 """How evaluation samples are drawn: the paper's persistent-buffer schedule, or plain chains from noise.
 
-The paper's schedule (``test_inception_febm.py``, original-implementation.md section 8), per round of
+The paper's schedule (``test_inception_febm.py``, docs/original-code.md §8), per round of
 ``chains_per_round`` images:
 
 * a fresh float buffer; while it holds fewer than ``chains_per_round`` chains, a sampler call starts

@@ -2,7 +2,7 @@
 
 ``torchrun --nproc_per_node=4 -m febm train-images ...`` sets WORLD_SIZE/RANK/LOCAL_RANK; each process
 then drives one GPU with its own batch, replay buffer and seed offset, and DDP averages gradients, as
-the original's Horovod set-up (4 processes x 128, facts file section 6).
+the original's Horovod set-up (4 processes x 128, docs/original-code.md §6).
 """
 
 from __future__ import annotations

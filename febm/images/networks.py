@@ -1,4 +1,4 @@
-"""The original's ResNet32 energy network (facts file section 4), used for both E and H.
+"""The original's ResNet32 energy network (docs/original-code.md §4), used for both E and H.
 
 Layout (NCHW here; the TF original is NHWC), width w = ``num_filters`` (128 in the paper):
 

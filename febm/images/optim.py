@@ -1,4 +1,4 @@
-"""Adam as in the original's ``custom_adam.py`` (facts file section 6).
+"""Adam as in the original's ``custom_adam.py`` (docs/original-code.md §6).
 
 It is TF's Adam ("epsilon hat" form) with one change: before the moment update, every gradient
 element is clipped to +-(3 * sqrt(v_{t-1} / (1 - beta2^t)) + 0.1), where v is the second-moment slot.

@@ -1,4 +1,4 @@
-"""Replay buffer of Langevin chains (facts file section 5), with labels kept beside the images.
+"""Replay buffer of Langevin chains (docs/original-code.md §5), with labels kept beside the images.
 
 Differences from the original, on purpose:
 

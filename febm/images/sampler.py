@@ -1,4 +1,4 @@
-"""Langevin dynamics on an image energy, as in the original code (facts file section 5).
+"""Langevin dynamics on an image energy, as in the original code (docs/original-code.md §5).
 
 One step, repeated ``steps`` times (60 in training, 5 per call in the paper's evaluation schedule):
 

@@ -1,4 +1,4 @@
-"""Spectral-normalised 3x3 convolutions as in the original TF code (facts file section 4).
+"""Spectral-normalised 3x3 convolutions as in the original TF code (docs/original-code.md §4).
 
 Why not ``torch.nn.utils.parametrizations.spectral_norm``:
 

@@ -1,6 +1,6 @@
 """One training iteration of f-EBM (Algorithm 1) or contrastive divergence on images.
 
-f-EBM, per iteration (facts file section 2):
+f-EBM, per iteration (docs/original-code.md §2):
 
 1. a batch of data x+ (dequantised) with labels, chain starts from the replay buffer (5% noise);
 2. one power iteration of every spectral norm of E and H (the original: once per session run);

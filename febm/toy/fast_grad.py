@@ -153,7 +153,7 @@ def clip_to_rms(
 ) -> Tensor:
     """Clip each element to +-(clip * sqrt(v_hat) + floor), v_hat Adam's bias-corrected second moment.
 
-    The original image code's custom Adam does this (facts file section 6) with clip = 3, floor = 0.1.
+    The original image code's custom Adam does this (docs/original-code.md §6) with clip = 3, floor = 0.1.
     It stops one heavy-tailed gradient (Pearson chi^2 far from its optimum) from inflating v and freezing
     the parameters for thousands of steps; near the optimum the gradients are light-tailed and the clip
     is almost never active.
