@@ -22,7 +22,8 @@ from febm.reporting.provenance import collect_provenance
 from febm.reporting.table_specs import REPORT_TABLES
 from febm.reporting.tables import TableView, build_table
 
-REPO = Path(__file__).resolve().parents[2]
+# git finds the checkout from any folder inside it; an installed wheel is no checkout and says so.
+CODE_FOLDER = Path(__file__).resolve().parent
 TEMPLATE_NAME = "index.html.j2"
 DATASET_NAMES = {
     "cifar10": "CIFAR-10 (class-conditional)",
@@ -261,7 +262,7 @@ def build_context(inputs: ReportInputs) -> dict[str, Any]:
         "samples": sample_groups(sample_grids(inputs.samples, out_dir, embed, labels), config),
         "show_samples": config["report"]["sample_grids"],
         "stability": stability_rows(inputs.stability),
-        "provenance": collect_provenance(REPO, config_hash(config)),
+        "provenance": collect_provenance(CODE_FOLDER, config_hash(config)),
         "config_yaml": yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=True),
     }
 

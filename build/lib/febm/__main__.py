@@ -1,0 +1,3 @@
+from febm.cli import main
+
+raise SystemExit(main())

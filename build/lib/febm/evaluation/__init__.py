@@ -1,0 +1,1 @@
+"""Image evaluation: Inception Score and FID on pytorch-fid's Inception, the paper's sampling protocol."""

@@ -1,0 +1,127 @@
+"""Replay buffer of Langevin chains (docs/original-code.md §5), with labels kept beside the images.
+
+Differences from the original, on purpose:
+
+* labels are stored with the images, so a replayed chain continues under the class it was sampled
+  for (the original stored images only and relabelled them with the current batch);
+* uint8 storage uses floor(256 x) and reads back (k + U(0, 1)) / 256, the same dequantisation as the
+  data; the original wrote floor(255 x) and read k / 256, shrinking values by 255/256 per round trip.
+
+Kept as the original: a FIFO ring of ``capacity`` appended entries (sampled slots are not written
+back), starts drawn uniformly with replacement once the buffer holds more than a batch, and each start
+replaced by fresh U(0, 1) noise with probability ``reinit_prob`` (5%). Buffers are per process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+STORAGE_DTYPES = {"uint8": torch.uint8, "float32": torch.float32}
+
+
+class ReplayBuffer:
+    def __init__(
+        self,
+        capacity: int,
+        image_shape: tuple[int, int, int],
+        *,
+        storage: str = "uint8",
+        device: torch.device | str = "cpu",
+    ) -> None:
+        if storage not in STORAGE_DTYPES:
+            raise ValueError(f"replay storage must be one of {sorted(STORAGE_DTYPES)}, got {storage!r}")
+        self.capacity = int(capacity)
+        self.image_shape = tuple(image_shape)
+        self.storage = storage
+        self.device = torch.device(device)
+        self.images = torch.zeros(
+            (self.capacity, *self.image_shape), dtype=STORAGE_DTYPES[storage], device=device
+        )
+        self.labels = torch.zeros(self.capacity, dtype=torch.long, device=device)
+        self.size = 0
+        self.next_slot = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def _encode(self, x: Tensor) -> Tensor:
+        if self.storage == "uint8":
+            return torch.clamp(torch.floor(x.detach() * 256.0), 0, 255).to(torch.uint8)
+        return x.detach().float()
+
+    def _decode(self, stored: Tensor, generator: torch.Generator | None) -> Tensor:
+        if self.storage == "uint8":
+            jitter = torch.rand(stored.shape, generator=generator, device=stored.device)
+            return (stored.float() + jitter) / 256.0
+        return stored.clone()
+
+    def push(self, x: Tensor, y: Tensor | None) -> None:
+        """Append a batch (oldest entries are overwritten once full)."""
+        count = x.shape[0]
+        if count > self.capacity:
+            x, y = x[-self.capacity :], None if y is None else y[-self.capacity :]
+            count = self.capacity
+        slots = (self.next_slot + torch.arange(count, device=self.device)) % self.capacity
+        self.images[slots] = self._encode(x.to(self.device))
+        self.labels[slots] = 0 if y is None else y.to(self.device)
+        self.next_slot = (self.next_slot + count) % self.capacity
+        self.size = min(self.size + count, self.capacity)
+
+    def chain_starts(
+        self,
+        batch_labels: Tensor | None,
+        batch_size: int,
+        *,
+        reinit_prob: float,
+        generator: torch.Generator | None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Starts for one sampler run: replayed chains, each fresh U(0, 1) noise with prob ``reinit_prob``.
+
+        Fresh starts take the current batch's labels. Before the buffer holds more than a batch, all
+        starts are fresh noise (as the original).
+        """
+        noise = torch.rand((batch_size, *self.image_shape), generator=generator, device=self.device)
+        if self.size <= batch_size:
+            return noise, batch_labels
+        slots = torch.randint(0, self.size, (batch_size,), generator=generator, device=self.device)
+        replayed = self._decode(self.images[slots], generator)
+        fresh = torch.rand(batch_size, generator=generator, device=self.device) < reinit_prob
+        starts = torch.where(fresh[:, None, None, None], noise, replayed)
+        if batch_labels is None:
+            return starts, None
+        labels = torch.where(fresh, batch_labels.to(self.device), self.labels[slots])
+        return starts, labels
+
+    def newest(self, count: int) -> tuple[Tensor, Tensor]:
+        """The ``count`` most recently pushed chains (fewer while the buffer is filling) as uint8
+        (floor(256 x), the evaluation's quantisation) with their labels; reads no random numbers."""
+        count = min(count, self.size)
+        slots = (self.next_slot - 1 - torch.arange(count, device=self.device)) % self.capacity
+        stored = self.images[slots]
+        if self.storage != "uint8":
+            stored = self._encode(stored)
+        return stored, self.labels[slots]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "images": self.images[: self.size].cpu().clone(),
+            "labels": self.labels[: self.size].cpu().clone(),
+            "next_slot": self.next_slot,
+            "capacity": self.capacity,
+            "storage": self.storage,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["capacity"] != self.capacity or state["storage"] != self.storage:
+            raise ValueError(
+                f"replay buffer in the checkpoint has capacity {state['capacity']} / storage "
+                f"{state['storage']!r}, the config asks for {self.capacity} / {self.storage!r}"
+            )
+        size = state["images"].shape[0]
+        self.images[:size] = state["images"].to(self.device)
+        self.labels[:size] = state["labels"].to(self.device)
+        self.size = size
+        self.next_slot = int(state["next_slot"])

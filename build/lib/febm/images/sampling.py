@@ -1,0 +1,57 @@
+"""``febm sample``: draw images from a trained energy network into an ``.npz``.
+
+The protocols themselves (``paper``: the original's persistent-buffer schedule; ``plain``: fresh
+chains from noise) and their settings belong to the evaluation stage
+(``febm.evaluation.protocol.sample_with_protocol``, config section ``evaluation``); this module loads
+``model.pt``, picks the device and writes the file.
+
+Output keys: ``images`` uint8 (N, 32, 32, 3), ``labels`` int64 (N,) (-1 for unconditional models),
+``record`` (JSON text: protocol, settings, checkpoint metadata incl. ``standin_data``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from febm.errors import FebmError
+from febm.images.checkpoint import load_energy_model
+from febm.images.distributed import resolve_device
+from febm.io import write_bytes_atomic
+
+
+def sample_to_file(
+    *,
+    checkpoint: Path,
+    count: int,
+    protocol: str,
+    out: Path,
+    config_paths: list[Path] | None,
+    seed: int | None,
+    device: str | None,
+) -> dict[str, Any]:
+    from febm.config import load_config, validate
+    from febm.evaluation.protocol import sample_with_protocol
+
+    if count < 1:
+        raise FebmError(f"--n must be at least 1, got {count}")
+    config = load_config(config_paths) if config_paths else validate({})
+    evaluation = config["evaluation"]
+    target = resolve_device(device or evaluation["device"], 0)
+    model, meta = load_energy_model(checkpoint, target)
+    num_classes = model.config.num_classes or None
+    generator = torch.Generator(target).manual_seed(evaluation["sample_seed"] if seed is None else seed)
+    samples = sample_with_protocol(protocol, model, count, num_classes, evaluation, generator, target)
+    labels = samples.labels if samples.labels is not None else np.full(count, -1, dtype=np.int64)
+    record = {**samples.record, "checkpoint": str(checkpoint), "model": meta, "count": count}
+    buffer = io.BytesIO()
+    np.savez(
+        buffer, images=samples.images, labels=labels.astype(np.int64), record=np.array(json.dumps(record))
+    )
+    write_bytes_atomic(out, buffer.getvalue())
+    return {"out": str(out), "count": count, "protocol": protocol, "standin_data": meta.get("standin_data")}

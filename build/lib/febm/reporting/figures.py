@@ -1,0 +1,144 @@
+"""Figures and sample grids for the report, embedded as base64 or copied beside index.html."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from febm.io import write_bytes_atomic
+from febm.reporting.errors import ReportInputError
+from febm.reporting.labels import IMAGE_STUDIES
+
+FIGURE_CAPTIONS = {
+    1: "Figure 1. The Gaussian energy model learned with each f-divergence, over the data mixture "
+    "(Section 6.1): the choice of divergence decides which part of the mixture the model covers.",
+    2: "Figure 2. Rejection sampling with the learned density ratio exp(H + E) moves samples of the "
+    "misspecified model towards the data distribution (Section 6.1).",
+    3: "Figure 3. The learned density ratio against the true one (Appendix F.2): accurate where the "
+    "data has mass, less so in low-density regions.",
+    4: "Figure 4. Single-step f-EBM converges to the divergence's optimum from different "
+    "initialisations (Appendix F.3).",
+}
+MIME_TYPES = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+FIGURE_NUMBER = re.compile(r"figure(\d+)")
+CURVE_SUFFIX = "_curve"  # results/figures/<dataset>_curve.png, written by `febm classifier-curve`
+
+
+@dataclass
+class Picture:
+    src: str
+    caption: str
+    labels: list[str] = field(default_factory=list)
+    anchor: str = ""
+    dataset: str = ""  # of a sample grid: the image study it belongs to
+    # of a sample grid: written by `febm image-figure --figure grid` (seed<S>.png, class rows when
+    # conditional) rather than a training snapshot (.../seed<S>/samples.png, a plain near-square grid)
+    uncurated_grid: bool = False
+
+
+def picture_source(path: Path, out_dir: Path, embed: bool, copy_name: str) -> str:
+    """A data: URI of the image, or the relative path of a copy beside the report."""
+    if not path.is_file():
+        raise ReportInputError(f"figure {str(path)!r} does not exist")
+    mime = MIME_TYPES.get(path.suffix.lower())
+    if mime is None:
+        raise ReportInputError(f"figure {str(path)!r}: use PNG, JPEG or SVG (got {path.suffix!r})")
+    if embed:
+        return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+    write_bytes_atomic(out_dir / "figures" / copy_name, path.read_bytes())  # a kill leaves no half image
+    return f"figures/{copy_name}"
+
+
+def figure_number(path: Path) -> int | None:
+    match = FIGURE_NUMBER.search(path.stem)
+    return int(match.group(1)) if match else None
+
+
+def paper_figures(paths: list[Path], out_dir: Path, embed: bool, labels: list[str]) -> dict[int, Picture]:
+    figures = {}
+    for path in paths:
+        number = figure_number(path)
+        if number is None:
+            raise ReportInputError(f"figure {str(path)!r}: the file name must contain figure<N>")
+        figures[number] = Picture(
+            src=picture_source(path, out_dir, embed, path.name),
+            caption=FIGURE_CAPTIONS.get(number, f"Figure {number}."),
+            labels=list(labels),
+            anchor=f"figure{number}",
+        )
+    return figures
+
+
+def run_of_path(path: Path) -> list[str]:
+    """(dataset, method, divergence, seed) from a path in the workflow's layout."""
+    parts = list(path.with_suffix("").parts)
+    if parts and parts[-1] == "samples":
+        parts = parts[:-1]
+    start = next((index for index, part in enumerate(parts) if part in IMAGE_STUDIES), max(len(parts) - 4, 0))
+    return parts[start:]
+
+
+def sample_grids(
+    paths: list[Path], out_dir: Path, embed: bool, labels_of: dict[str, list[str]]
+) -> list[Picture]:
+    """One grid per image run: .../<dataset>/<method>/<divergence>/seed<S>[.png|/samples.png]."""
+    grids = []
+    for path in paths:
+        run = run_of_path(path)
+        dataset = run[0]
+        name = "_".join(run)
+        grids.append(
+            Picture(
+                src=picture_source(path, out_dir, embed, f"samples_{name}{path.suffix}"),
+                caption=" / ".join(run),
+                labels=list(labels_of.get(dataset, [])),
+                anchor=f"samples-{name}",
+                dataset=dataset,
+                uncurated_grid=path.stem != "samples",
+            )
+        )
+    return grids
+
+
+def curve_caption(training: Mapping[str, Any]) -> str:
+    """What the quality-vs-iteration figure shows, with the monitor settings its runs were trained with."""
+    interval = training["monitor_interval"]
+    every = "every training iteration" if interval == 1 else f"every {interval:,} training iterations"
+    return (
+        "Sample quality during training: the persistent replay-buffer chains (the newest "
+        f"{training['monitor_samples']:,} of them) scored {every} (training.monitor_interval) by the frozen "
+        "classifier that scores the table above: conditional accuracy, classifier FID and the Inception "
+        "Score formula against training iteration, mean over seeds per method and divergence. Dashed: the "
+        "train split and uniform noise, the table's reference rows. These are the training chains, not the "
+        "table's final samples, so the last point need not equal the table's numbers."
+    )
+
+
+def curve_figures(
+    paths: list[Path],
+    out_dir: Path,
+    embed: bool,
+    labels_of: Mapping[str, list[str]],
+    captions: Mapping[str, str],
+) -> dict[str, Picture]:
+    """The quality-vs-iteration figure per dataset; `captions` names the datasets whose section shows one."""
+    curves: dict[str, Picture] = {}
+    for path in {path.resolve(): path for path in paths}.values():  # one file given twice counts once
+        dataset = path.stem.removesuffix(CURVE_SUFFIX)
+        if not path.stem.endswith(CURVE_SUFFIX) or dataset not in captions:
+            known = ", ".join(f"{name}{CURVE_SUFFIX}.png" for name in captions)
+            raise ReportInputError(f"curve {str(path)!r}: the report shows only {known}")
+        if dataset in curves:
+            raise ReportInputError(f"two curve files for {dataset}: rename or drop one of them")
+        curves[dataset] = Picture(
+            src=picture_source(path, out_dir, embed, path.name),
+            caption=captions[dataset],
+            labels=list(labels_of.get(dataset, [])),
+            anchor=f"{dataset}-curve",
+            dataset=dataset,
+        )
+    return curves
