@@ -41,6 +41,12 @@ def gaussian_log_pdf(x: Tensor, mean: Tensor | float, std: Tensor | float) -> Te
     return -0.5 * ((x - mean) / std) ** 2 - torch.log(std) - LOG_SQRT_2PI
 
 
+def gaussian_energy(x: Tensor, mu: Tensor | float, sigma: Tensor | float) -> Tensor:
+    """E(x) = (x - mu)^2 / (2 sigma^2), the 1-D study's energy (Eq. 20; no log-partition term: f-EBM never
+    needs it). The one definition: training, the density ratio and the Theorem 5 field all use it."""
+    return (x - mu) ** 2 / (2 * sigma**2)
+
+
 @dataclass(frozen=True)
 class GaussianMixture:
     """sum_k weights[k] N(means[k], stds[k]^2); validated on construction."""

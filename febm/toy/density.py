@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from febm.quadrature import GaussianMixture, gaussian_log_pdf, simpson_grid
+from febm.quadrature import GaussianMixture, gaussian_energy, gaussian_log_pdf, simpson_grid
 from febm.toy.network import module_from_flat
 
 
@@ -53,7 +53,7 @@ def learned_log_ratio(h_flat: Tensor, hidden: int, mu: float, sigma: float, x: T
     x = x.double()
     with torch.no_grad():  # in chunks: 100,000 proposals x 64 units would cost ~200 MB at once
         h = torch.cat([module(chunk[:, None]).squeeze(1) for chunk in x.split(8192)])
-    return h + (x - mu) ** 2 / (2 * sigma**2)
+    return h + gaussian_energy(x, mu, sigma)
 
 
 def exact_log_ratio(mixture: GaussianMixture, mu: float, sigma: float, x: Tensor) -> Tensor:

@@ -27,7 +27,7 @@ from torch import Tensor
 from torch.func import functional_call, jacrev, jvp
 
 from febm.divergences import Divergence
-from febm.quadrature import GaussianMixture, gaussian_log_pdf, simpson_grid
+from febm.quadrature import GaussianMixture, gaussian_energy, gaussian_log_pdf, simpson_grid
 from febm.toy.network import build_module, flat_to_state_dict
 
 # Eigenvalues within this distance of 0 are numerically zero: the field is only ~1e-4 from an
@@ -60,7 +60,7 @@ class QuadratureField:
 
     def value(self, theta: Tensor, omega: Tensor) -> Tensor:
         mu, sigma = theta[0], theta[1]
-        e = (self.x - mu) ** 2 / (2 * sigma**2)
+        e = gaussian_energy(self.x, mu, sigma)
         t = self.h_values(omega) + e
         q = torch.exp(gaussian_log_pdf(self.x, mu, sigma))
         return ((self.p * self.divergence.g(t) - q * self.divergence.c(t)) * self.w).sum()
@@ -74,7 +74,7 @@ class QuadratureField:
         """dV/dH_i per node (zero where H is the pointwise best response, t = log p/q)."""
         h = self.h_values(omega).detach().requires_grad_(True)
         mu, sigma = theta[0], theta[1]
-        e = (self.x - mu) ** 2 / (2 * sigma**2)
+        e = gaussian_energy(self.x, mu, sigma)
         q = torch.exp(gaussian_log_pdf(self.x, mu, sigma))
         value = ((self.p * self.divergence.g(h + e) - q * self.divergence.c(h + e)) * self.w).sum()
         (grad,) = torch.autograd.grad(value, h)

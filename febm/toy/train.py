@@ -37,6 +37,7 @@ from febm.objectives import (
     variational_loss,
 )
 from febm.quadrature import GaussianMixture, standard_normal
+from febm.quadrature import gaussian_energy as energy
 from febm.toy.fast_grad import (
     FlatAdam,
     clip_to_rms,
@@ -56,11 +57,6 @@ CHECKPOINT_FORMAT = 1
 
 class ToyTrainingError(FebmError):
     """A 1-D training run that cannot continue (invalid parameters, unusable checkpoint)."""
-
-
-def energy(x: Tensor, mu: Tensor, sigma: Tensor) -> Tensor:
-    """E(x) = (x - mu)^2 / (2 sigma^2), Eq. 20 (no log-partition term: f-EBM never needs it)."""
-    return (x - mu) ** 2 / (2 * sigma**2)
 
 
 def energy_parameter_gradient(x: Tensor, mu: Tensor, sigma: Tensor, grad_e: Tensor) -> Tensor:
