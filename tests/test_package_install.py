@@ -4,6 +4,7 @@ from an empty folder, it validates configs and renders a report."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,11 +13,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_an_installed_copy_runs_outside_the_repository(tmp_path):
-    target, workdir = tmp_path / "site", tmp_path / "work"
+    target, workdir, source = tmp_path / "site", tmp_path / "work", tmp_path / "source"
     workdir.mkdir()
+    # Built from a copy: an in-tree build would leave build/ in the repository.
+    shutil.copytree(REPO / "febm", source / "febm", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, source / name)
     install = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-         "--target", str(target), str(REPO)],
+         "--target", str(target), str(source)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert install.returncode == 0, install.stderr[-2000:]

@@ -1,3 +1,0 @@
-from febm.cli import main
-
-raise SystemExit(main())

@@ -1,1 +1,0 @@
-"""Image evaluation: Inception Score and FID on pytorch-fid's Inception, the paper's sampling protocol."""

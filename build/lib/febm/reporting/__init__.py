@@ -1,1 +1,0 @@
-"""The HTML report: Jinja2 templates in report/, rendered to results/report/index.html."""
