@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import glob
+import hashlib
 import io
 import json
 import os
@@ -201,3 +202,12 @@ def provenance() -> dict[str, Any]:
         if torch.cuda.is_available()
         else f"cpu ({os.cpu_count()} cores)",
     }
+
+
+def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in 1 MiB chunks (checksums of downloads, weights and classifiers)."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

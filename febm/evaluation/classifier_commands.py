@@ -12,7 +12,6 @@ Heavy imports stay inside the functions so that ``febm --help`` stays fast.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -69,11 +68,9 @@ def _apply_threads(config: Mapping[str, Any]) -> None:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    from febm.io import file_digest
+
+    return file_digest(path, "sha256")
 
 
 def train_classifier_to_file(config: Mapping[str, Any], data_path: Path, out: Path) -> dict[str, Any]:

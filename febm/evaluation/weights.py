@@ -14,7 +14,6 @@ and every score records the flag so that no stand-in number is mistaken for a re
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import urllib.request
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from febm.errors import FebmError
-from febm.io import atomic_path, save_torch_atomic, write_json_atomic
+from febm.io import atomic_path, file_digest, save_torch_atomic, write_json_atomic
 
 # pytorch_fid.inception.FID_WEIGHTS_URL (0.3.0); repeated here so that importing this module stays light.
 FID_WEIGHTS_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
@@ -127,11 +126,7 @@ def load_state_dict(path: str | Path) -> dict[str, Any]:
 
 
 def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def standin_sidecar(path: str | Path) -> Path:

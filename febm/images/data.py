@@ -22,7 +22,6 @@ Training pixels are dequantised as the original: x = (k + U(0, 1)) / 256 in [0, 
 from __future__ import annotations
 
 import functools
-import hashlib
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ import numpy as np
 import torch
 
 from febm.errors import FebmError
-from febm.io import atomic_path
+from febm.io import atomic_path, file_digest
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -58,11 +57,7 @@ class DataError(FebmError):
 
 
 def md5sum(path: Path) -> str:
-    digest = hashlib.md5()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_digest(path, "md5")
 
 
 # --- CIFAR-10 -----------------------------------------------------------------------------------
