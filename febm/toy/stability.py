@@ -242,7 +242,7 @@ def summarise(report: dict[str, Any]) -> str:
     )
     if max(reduced) < 0 and unstable == 0:
         return text + (
-            f"No direction grows, and the two modes that move (mu, sigma) decay at rates "
+            f"No retained mode grows, and the two modes that move (mu, sigma) decay at rates "
             f"{-theta_modes[1]:.3g} and {-theta_modes[0]:.3g} (H at its best response: "
             f"{', '.join(f'{-r:.3g}' for r in sorted(reduced, reverse=True))}): the learned (mu, sigma) is locally "
             "exponentially stable among the retained modes."
