@@ -342,8 +342,9 @@ class LabelledData:
 
 def load_labelled_data(path: str | Path) -> LabelledData:
     """Both splits of a prepared ``.npz``; a one-line error when it is missing or has no labelled test split."""
+    from febm.images.data import PREPARED_DATA_HINT as hint
+
     path = Path(path)
-    hint = "make it with `febm prepare-data --config C --dataset DS --root resources/data --out PATH`"
     if not path.is_file():
         raise ClassifierError(f"prepared data {str(path)!r} does not exist; {hint}")
     try:

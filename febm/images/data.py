@@ -291,10 +291,16 @@ class ImageData:
         )
 
 
+# Every reader of a prepared .npz names the command that makes it.
+PREPARED_DATA_HINT = (
+    "make it with `febm prepare-data --config C --dataset DS --root resources/data --out PATH`"
+)
+
+
 def load_cache(path: str | Path, *, max_images: int = 0) -> ImageData:
     """Read a prepared ``.npz``; errors name the command that makes it."""
     path = Path(path)
-    hint = "make it with `febm prepare-data --config C --dataset DS --root resources/data --out PATH`"
+    hint = PREPARED_DATA_HINT
     if not path.is_file():
         raise DataError(f"prepared data {str(path)!r} does not exist; {hint}")
     try:
