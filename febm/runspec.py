@@ -154,7 +154,7 @@ def _image_settings(config: Mapping[str, Any], stage: str, dataset: str | None) 
             subset_seed=reference["subset_seed"],
         )
     elif stage == "sample_images":
-        keys = ("num_samples", "protocol", "sample_seed", "paper_protocol", "plain_protocol")
+        keys = ("num_samples", "protocol", "sample_seed", "paper_protocol", "plain_protocol", "replay_protocol")
         selected.update({key: evaluation[key] for key in keys})
     elif stage == "score_images":
         selected.update(inception=evaluation["inception"], inception_score=evaluation["inception_score"])

@@ -124,6 +124,7 @@ def test_outputs_and_sample_command(cifar10_standin_npz, tmp_path):
         "train_log.csv",
         "samples.png",
         "monitor.csv",
+        "replay.npz",
     }
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("preset", "scale", "standin_data", "config_hash", "provenance", "wall_seconds"):
@@ -146,6 +147,24 @@ def test_outputs_and_sample_command(cifar10_standin_npz, tmp_path):
     with np.load(samples) as archive:
         assert archive["images"].shape == (5, 32, 32, 3) and archive["images"].dtype == np.uint8
         assert archive["labels"].shape == (5,)
+    # The replay protocol continues the chains the run ended with, under the labels they were made for.
+    replay_args = ["sample", "--checkpoint", str(out / "model.pt"), "--n", "5", "--protocol", "replay"]
+    config["evaluation"]["replay_protocol"].update({"steps": 0})
+    config_file.write_text(yaml.safe_dump(config))
+    replayed = tmp_path / "replayed.npz"
+    assert main([*replay_args, "--out", str(replayed), "--config", str(config_file)]) == 2  # no --replay
+    replay_args += ["--replay", str(out / "replay.npz"), "--out", str(replayed), "--config", str(config_file)]
+    assert main(replay_args) == 0
+    with np.load(out / "replay.npz") as chains, np.load(replayed) as archive:
+        buffer = {
+            (image.tobytes(), int(label))
+            for image, label in zip(chains["images"], chains["labels"], strict=True)
+        }
+        assert int(chains["iteration"]) == 3 and chains["images"].shape[1:] == (32, 32, 3)
+        assert {
+            (image.tobytes(), int(label))
+            for image, label in zip(archive["images"], archive["labels"], strict=True)
+        } <= buffer
 
     assert (
         main(

@@ -1,4 +1,5 @@
-"""How evaluation samples are drawn: the paper's persistent-buffer schedule, or plain chains from noise.
+"""How evaluation samples are drawn: the paper's persistent-buffer schedule, or plain chains from noise
+(or, in :mod:`febm.evaluation.replay_protocol`, the training run's own chains continued).
 
 The paper's schedule (``test_inception_febm.py``, docs/original-code.md §8), per round of
 ``chains_per_round`` images:
@@ -307,9 +308,14 @@ def sample_with_protocol(
     evaluation_config: Mapping[str, Any],
     generator: torch.Generator,
     device: torch.device | str,
+    *,
+    replay_chains: Any = None,
     **options: Any,
 ) -> ProtocolSamples:
-    """Dispatch on ``paper``/``plain`` with settings from the ``evaluation`` config section."""
+    """Dispatch on ``paper``/``plain``/``replay`` with settings from the ``evaluation`` config section.
+
+    ``replay_chains``: the run's :class:`febm.evaluation.replay_protocol.ReplayChains` (``replay`` only).
+    """
     if name == "paper":
         return sample_paper_protocol(
             energy, n, num_classes, evaluation_config["paper_protocol"], generator, device, **options
@@ -318,4 +324,19 @@ def sample_with_protocol(
         return sample_plain_protocol(
             energy, n, num_classes, evaluation_config["plain_protocol"], generator, device, **options
         )
-    raise ValueError(f"unknown protocol {name!r}; choose paper or plain")
+    if name == "replay":
+        from febm.evaluation.replay_protocol import sample_replay_protocol
+
+        if replay_chains is None:
+            raise ValueError("protocol 'replay' continues a run's replay buffer: pass replay_chains")
+        return sample_replay_protocol(
+            energy,
+            n,
+            num_classes,
+            evaluation_config["replay_protocol"],
+            generator,
+            device,
+            chains=replay_chains,
+            **options,
+        )
+    raise ValueError(f"unknown protocol {name!r}; choose paper, plain or replay")

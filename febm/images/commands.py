@@ -4,7 +4,7 @@
 * ``febm prepare-data --config C --dataset {cifar10,celeba32,fashion_mnist} --root DIR --out DIR/DS.npz``
 * ``febm train-images --config C --dataset DS --method {febm,cd} --divergence D --seed S --data NPZ
   --out-dir OUT --checkpoint-dir CKPT`` (several GPUs: ``torchrun --nproc_per_node=K -m febm train-images ...``)
-* ``febm sample --checkpoint model.pt --n N --protocol {plain,paper} --out samples.npz [--config C]``
+* ``febm sample --checkpoint model.pt --n N --protocol {plain,paper,replay} [--replay replay.npz] --out samples.npz [--config C]``
 """
 
 from __future__ import annotations
@@ -62,7 +62,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     sample = subparsers.add_parser("sample", help="draw images from a trained energy network (model.pt)")
     sample.add_argument("--checkpoint", required=True, type=Path, help="model.pt written by train-images")
     sample.add_argument("--n", required=True, type=int, help="number of images")
-    sample.add_argument("--protocol", required=True, choices=["plain", "paper"])
+    sample.add_argument("--protocol", required=True, choices=["plain", "paper", "replay"])
+    sample.add_argument(
+        "--replay",
+        type=Path,
+        default=None,
+        help="replay.npz written by train-images beside model.pt (protocol replay only)",
+    )
     sample.add_argument("--out", required=True, type=Path, help="samples .npz (images uint8 NHWC, labels)")
     sample.add_argument(
         "--config",
@@ -143,6 +149,7 @@ def sample_command(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint,
         count=args.n,
         protocol=args.protocol,
+        replay=args.replay,
         out=args.out,
         config_paths=args.config,
         seed=args.seed,

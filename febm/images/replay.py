@@ -14,10 +14,17 @@ replaced by fresh U(0, 1) noise with probability ``reinit_prob`` (5%). Buffers a
 
 from __future__ import annotations
 
+import io
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
+
+from febm.errors import FebmError
+from febm.io import write_bytes_atomic
 
 STORAGE_DTYPES = {"uint8": torch.uint8, "float32": torch.float32}
 
@@ -125,3 +132,59 @@ class ReplayBuffer:
         self.labels[:size] = state["labels"].to(self.device)
         self.size = size
         self.next_slot = int(state["next_slot"])
+
+
+# --- the run's final buffer on disk (replay.npz), for the `replay` evaluation protocol -----------
+
+REPLAY_FILE_FORMAT = "febm-replay-buffer/1"
+
+
+class ReplayFileError(FebmError):
+    """A replay-buffer file that is missing, damaged or too small for the samples asked for."""
+
+
+@dataclass
+class ReplayChains:
+    images: np.ndarray  # (N, H, W, C) uint8, floor(256 x) of the stored chains
+    labels: np.ndarray  # (N,) int64: the class each chain was sampled for (0 for unconditional runs)
+    iteration: int  # the training iteration the buffer was saved at
+
+
+def save_replay_chains(path: str | Path, images: torch.Tensor, labels: torch.Tensor, iteration: int) -> None:
+    """Write a run's final replay buffer (uint8 NCHW tensor as stored in training) atomically."""
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        format=np.array(REPLAY_FILE_FORMAT),
+        images=images.permute(0, 2, 3, 1).contiguous().cpu().numpy().astype(np.uint8),
+        labels=labels.cpu().numpy().astype(np.int64),
+        iteration=np.array(int(iteration)),
+    )
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+def load_replay_chains(path: str | Path) -> ReplayChains:
+    path = Path(path)
+    if not path.is_file():
+        raise ReplayFileError(
+            f"replay buffer {str(path)!r} does not exist; it is written by `febm train-images` "
+            "(rerun training, which resumes from its checkpoint) or choose evaluation.protocol paper/plain"
+        )
+    try:
+        with np.load(path, allow_pickle=False) as payload:
+            if str(payload["format"]) != REPLAY_FILE_FORMAT:
+                raise ValueError(f"format {str(payload['format'])!r}")
+            chains = ReplayChains(
+                images=payload["images"], labels=payload["labels"], iteration=int(payload["iteration"])
+            )
+    except Exception as error:  # zip, key and dtype errors of a truncated or foreign file
+        raise ReplayFileError(
+            f"replay buffer {str(path)!r} cannot be read ({type(error).__name__}: {error}); "
+            "rerun `febm train-images` for this run to write it again"
+        ) from None
+    if chains.images.ndim != 4 or chains.images.dtype != np.uint8 or len(chains.labels) != len(chains.images):
+        raise ReplayFileError(
+            f"replay buffer {str(path)!r} holds images {chains.images.shape} {chains.images.dtype} and "
+            f"{len(chains.labels)} labels; expected uint8 (N, H, W, C) with one label each"
+        )
+    return chains

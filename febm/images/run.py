@@ -28,6 +28,7 @@ from febm.images.distributed import (
 from febm.images.grid import save_grid
 from febm.images.monitor import MONITOR_FIELDS, Scorer, score_buffer
 from febm.images.networks import parameter_count
+from febm.images.replay import save_replay_chains
 from febm.images.train_log import LOG_FIELDS, TrainLog, csv_text
 from febm.images.training import METHODS, ImageTrainer, TrainingDivergedError, TrainSettings
 from febm.io import provenance, write_json_atomic, write_text_atomic
@@ -285,6 +286,8 @@ def _write_outputs(
         "config_hash": config_hash(config),
     }
     ckpt.save_energy_model(out_dir / "model.pt", trainer.energy, meta)
+    # The chains the run ended with, for the `replay` evaluation protocol (rank 0's buffer).
+    save_replay_chains(out_dir / "replay.npz", *trainer.buffer.newest(len(trainer.buffer)), trainer.iteration)
     write_text_atomic(out_dir / "train_log.csv", csv_text(rows))
     if trainer.last_negatives is None:  # finished run reloaded: draw fresh grid samples from the buffer
         starts, _ = trainer.buffer.chain_starts(

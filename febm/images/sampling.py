@@ -1,7 +1,7 @@
 """``febm sample``: draw images from a trained energy network into an ``.npz``.
 
 The protocols themselves (``paper``: the original's persistent-buffer schedule; ``plain``: fresh
-chains from noise) and their settings belong to the evaluation stage
+chains from noise; ``replay``: the run's final replay buffer continued) and their settings belong to the evaluation stage
 (``febm.evaluation.protocol.sample_with_protocol``, config section ``evaluation``); this module loads
 ``model.pt``, picks the device and writes the file.
 
@@ -31,6 +31,7 @@ def sample_to_file(
     count: int,
     protocol: str,
     out: Path,
+    replay: Path | None = None,
     config_paths: list[Path] | None,
     seed: int | None,
     device: str | None,
@@ -40,13 +41,22 @@ def sample_to_file(
 
     if count < 1:
         raise FebmError(f"--n must be at least 1, got {count}")
+    if (protocol == "replay") != (replay is not None):
+        raise FebmError("--replay (the run's replay.npz) goes with --protocol replay, and only with it")
     config = load_config(config_paths) if config_paths else validate({})
     evaluation = config["evaluation"]
     target = resolve_device(device or evaluation["device"], 0)
     model, meta = load_energy_model(checkpoint, target)
     num_classes = model.config.num_classes or None
     generator = torch.Generator(target).manual_seed(evaluation["sample_seed"] if seed is None else seed)
-    samples = sample_with_protocol(protocol, model, count, num_classes, evaluation, generator, target)
+    chains = None
+    if replay is not None:
+        from febm.images.replay import load_replay_chains
+
+        chains = load_replay_chains(replay)
+    samples = sample_with_protocol(
+        protocol, model, count, num_classes, evaluation, generator, target, replay_chains=chains
+    )
     labels = samples.labels if samples.labels is not None else np.full(count, -1, dtype=np.int64)
     record = {**samples.record, "checkpoint": str(checkpoint), "model": meta, "count": count}
     buffer = io.BytesIO()

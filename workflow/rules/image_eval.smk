@@ -30,12 +30,17 @@ rule sample_images:
     input:
         config=ancient(RESOLVED_CONFIG),
         model=f"{IMAGE_RUN_DIR}/model.pt",
+        replay=f"{IMAGE_RUN_DIR}/replay.npz",
     output:
         IMAGE_SAMPLES,
     params:
         settings=settings_key("sample_images"),
         num_samples=config["evaluation"]["num_samples"],
         protocol=config["evaluation"]["protocol"],
+        # Only the replay protocol reads the run's final chains.
+        replay=lambda wildcards, input: (
+            f"--replay {input.replay}" if config["evaluation"]["protocol"] == "replay" else ""
+        ),
     threads: IMAGE_THREADS
     resources:
         gpu=1,
@@ -45,7 +50,7 @@ rule sample_images:
         benchmark_path("sample_images", "{dataset}_{image_method}_{image_divergence}_seed{seed}")
     shell:
         "febm sample --config {input.config} --checkpoint {input.model} --n {params.num_samples}"
-        " --protocol {params.protocol} --out {output} > {log} 2>&1"
+        " --protocol {params.protocol} {params.replay} --out {output} > {log} 2>&1"
 
 
 rule score_images:

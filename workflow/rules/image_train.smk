@@ -38,6 +38,7 @@ rule train_images:
         train_log=f"{IMAGE_RUN_DIR}/train_log.csv",
         samples=f"{IMAGE_RUN_DIR}/samples.png",
         monitor=f"{IMAGE_RUN_DIR}/monitor.csv",
+        replay=f"{IMAGE_RUN_DIR}/replay.npz",
     params:
         settings=dataset_settings_key("train_images"),
         out_dir=IMAGE_RUN_DIR,
