@@ -334,7 +334,11 @@ def test_commands_train_score_samples_and_reference_rows(fashion, tmp_path, caps
     scored = rows["samples"]
     assert {key: scored[key] for key in meta} == meta
     assert scored["kind"] == "samples" and scored["n"] == 6 and scored["protocol"] == "paper"
-    assert scored["scale"] == "6 samples, 5 training iterations" and scored["preset"] == "smoke"
+    protocol = scored["protocol_settings"]
+    described = f"paper protocol: {protocol['calls_per_round']} calls x {protocol['steps_per_call']} steps"
+    assert (
+        scored["scale"] == f"6 samples ({described}), 5 training iterations" and scored["preset"] == "smoke"
+    )
     assert scored["standin_data"] is False and scored["training_iterations"] == 5
     assert 0 <= scored["conditional_accuracy"] <= 1 and np.isfinite(scored["fid"])
     assert scored["classifier"]["test_accuracy"] == record["test_accuracy"]

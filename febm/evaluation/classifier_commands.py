@@ -205,6 +205,8 @@ def classifier_score_record(
     )
     iterations = fact("iterations")
     scale = f"{scores['n']} {'samples' if reference is None else 'images'}"
+    if reference is None and metadata.get("protocol"):
+        scale += f" ({describe_protocol(metadata)})"
     if iterations is not None:
         scale += f", {iterations} training iterations"
     standin_data = bool(data.standin or fact("standin_data", False) or classifier_record.get("standin_data"))
@@ -245,3 +247,15 @@ def classifier_score_command(args: argparse.Namespace) -> int:
     write_json_atomic(args.out, record)
     print(json.dumps(record, indent=2, default=str))
     return 0
+
+
+def describe_protocol(metadata: dict[str, Any]) -> str:
+    """How the samples were drawn, in a few words for tables ("replay protocol: buffer + 100 steps")."""
+    name, settings = metadata.get("protocol"), metadata.get("settings") or {}
+    if name == "replay":
+        return f"replay protocol: final buffer + {settings.get('steps')} steps"
+    if name == "plain":
+        return f"plain protocol: {settings.get('steps')} steps from noise"
+    if name == "paper":
+        return f"paper protocol: {settings.get('calls_per_round')} calls x {settings.get('steps_per_call')} steps"
+    return f"{name} protocol"
