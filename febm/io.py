@@ -14,7 +14,6 @@ import io
 import json
 import os
 import platform
-import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -26,10 +25,6 @@ from febm.errors import FebmError
 
 class OutputError(FebmError):
     """An output location that cannot be written."""
-
-
-class CheckpointReadError(FebmError):
-    """No readable copy of a checkpoint (the newest and the previous one are both damaged)."""
 
 
 # What to do about the usual reasons a write fails; every OutputError names one.
@@ -119,66 +114,6 @@ def save_torch_atomic(path: str | Path, obj: Any) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     write_bytes_atomic(path, buffer.getvalue())
-
-
-def previous_checkpoint_path(path: str | Path) -> Path:
-    """``run/checkpoint.pt`` -> ``run/checkpoint.prev.pt``: the copy kept by :func:`save_checkpoint`."""
-    path = Path(path)
-    return path.with_name(f"{path.stem}.prev{path.suffix}")
-
-
-def save_checkpoint(path: str | Path, obj: Any) -> None:
-    """Atomically replace ``path``, keeping the file it replaces as :func:`previous_checkpoint_path`.
-
-    A crash at any point leaves at least one complete checkpoint, at most one interval old; a newest
-    file damaged later (disk fault, copy cut short) falls back to the previous one on load.
-    """
-    import torch
-
-    path = Path(path)
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)  # serialise first: a failure here must not rotate the files
-    if path.is_file():
-        try:
-            os.replace(path, previous_checkpoint_path(path))
-        except OSError as error:
-            raise _write_error(previous_checkpoint_path(path), error) from None
-    write_bytes_atomic(path, buffer.getvalue())
-
-
-def load_checkpoint(path: str | Path, what: str = "checkpoint") -> tuple[Any, Path] | None:
-    """The newest readable of ``path`` and its previous copy (``weights_only=True``), with the file used.
-
-    None when neither exists (a fresh run); a warning on stderr for each damaged file skipped; an error
-    naming the fix when every copy is damaged.
-    """
-    import torch
-
-    path = Path(path)
-    candidates = [c for c in (path, previous_checkpoint_path(path)) if c.is_file()]
-    damaged = []
-    for candidate in candidates:
-        try:
-            state = torch.load(candidate, map_location="cpu", weights_only=True)
-        except Exception as error:  # torch raises many types for a truncated or foreign file
-            detail = str(error).splitlines()[0][:100] if str(error) else type(error).__name__
-            damaged.append(f"{candidate} ({detail})")
-            print(
-                f"febm: warning: {what} {str(candidate)!r} is unreadable ({detail}); trying an older one",
-                file=sys.stderr,
-            )
-            continue
-        # Set the damaged newer file aside, so that the next save does not rotate it over the good copy.
-        for bad in candidates[: candidates.index(candidate)]:
-            with contextlib.suppress(OSError):
-                os.replace(bad, bad.with_name(bad.name + ".damaged"))
-        return state, candidate
-    if damaged:
-        raise CheckpointReadError(
-            f"no readable {what}: {'; '.join(damaged)}; delete {str(path)!r} and "
-            f"{str(previous_checkpoint_path(path))!r} to start the run over"
-        )
-    return None
 
 
 def _json_default(value: Any) -> Any:

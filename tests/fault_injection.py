@@ -42,7 +42,7 @@ import traceback
 from pathlib import Path
 from typing import Any, ClassVar
 
-CHECKPOINT_NAME = re.compile(r"^(checkpoint(\.prev)?\.pt|state_\d{8}_rank\d+\.pt)$")
+CHECKPOINT_NAME = re.compile(r"^state_\d{8}_rank\d+\.pt$")  # febm.checkpoints.state_path
 STEP_FAULTS = {"kill_at_step", "pause_at_step"}
 WRITE_FAULTS = {"kill_mid_write", "kill_before_rename", "kill_after_rename", "pause_after_write"}
 

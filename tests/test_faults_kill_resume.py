@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -162,23 +163,31 @@ def test_toy_training_survives_sigkill_anywhere_and_ends_bit_identical(zygote, t
     assert train(reference) == 0, log.read_text()[-3000:]
     (tmp_path / "events.jsonl").unlink()
 
-    checkpoint, previous = run / "checkpoint.pt", run / "checkpoint.prev.pt"
+    def state_dirs() -> list[Path]:  # <run>/checkpoints/<settings key>: one per settings the run was given
+        return sorted((run / "checkpoints").iterdir())
+
+    def saved() -> list[int]:
+        (folder,) = state_dirs()
+        return sorted(int(p.name[6:14]) for p in folder.glob("state_*_rank0.pt"))
+
     # 1. Between checkpoints: the 3 steps after checkpoint 20 are redone.
     assert train(run, {"kind": "kill_at_step", "step": 23}) == KILLED
-    # 2. Checkpoint 30 complete in its temporary file, not yet renamed (checkpoint 20 already moved to
-    #    checkpoint.prev.pt): the newest complete checkpoint is the previous one.
+    assert saved() == [10, 20]  # the two newest are kept
+    # 2. Checkpoint 30 complete in its temporary file, not yet renamed: the newest complete one is 20.
     assert train(run, {"kind": "kill_before_rename", "nth": 1}) == KILLED
-    assert temporaries(run) and not checkpoint.exists()
-    assert torch.load(previous, weights_only=True)["step"] == 20
-    # 3. Half of checkpoint 40 written (30 was completed by this run and moved to checkpoint.prev.pt).
+    assert temporaries(run) and saved() == [10, 20]
+    # 3. Half of checkpoint 40 written (30 was completed by this run, 10 pruned).
     assert train(run, {"kind": "kill_mid_write", "nth": 2}) == KILLED
-    assert not checkpoint.exists() and torch.load(previous, weights_only=True)["step"] == 30
-    # 4. Right after checkpoint 40 is renamed into place.
+    assert saved() == [20, 30]
+    # 4. Right after checkpoint 40 is renamed into place (before 20 is pruned).
     assert train(run, {"kind": "kill_after_rename", "nth": 1}) == KILLED
+    assert saved() == [20, 30, 40]
     # 5. Between checkpoints again, then the newest checkpoint (40) is damaged on disk: cut in half.
     assert train(run, {"kind": "kill_at_step", "step": 47}) == KILLED
-    data = checkpoint.read_bytes()
-    checkpoint.write_bytes(data[: len(data) // 2])
+    (folder,) = state_dirs()
+    newest = folder / "state_00000040_rank0.pt"
+    data = newest.read_bytes()
+    newest.write_bytes(data[: len(data) // 2])
     assert train(run) == 0, log.read_text()[-3000:]
     assert "unreadable" in log.read_text()  # the damaged file was detected, the previous one used
 
@@ -207,20 +216,36 @@ def test_toy_training_survives_sigkill_anywhere_and_ends_bit_identical(zygote, t
         torch.load(run / "h.pt", weights_only=True), torch.load(reference / "h.pt", weights_only=True)
     )
     assert temporaries(run) == []  # every temporary file of a killed writer was cleaned up
-    assert (run / "checkpoint.pt.damaged").is_file()  # set aside, not rotated over the good copy
+    assert (folder / "state_00000040_rank0.pt.damaged").is_file()  # set aside; 40 was written afresh
+    assert saved() == [50, 60]
     umask = os.umask(0o022)
     os.umask(umask)
     assert (run / "metrics.json").stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's owner-only 0600
 
-    # A config edit (Snakemake reruns the job, the undeclared checkpoint stays): the finished checkpoint of
-    # the old settings must not be passed off as the new result.
+    # A config edit (Snakemake reruns the job, the undeclared checkpoints stay): the new settings get their
+    # own checkpoint folder, so the finished run of the old settings is not passed off as the new result.
     edited = deep_merge(TOY_CONFIG, {"toy": {"train": {"h_lr": 0.001}}})
     config.write_text(yaml.safe_dump(edited))
     assert train(run) == 0, log.read_text()[-3000:]
-    assert "trained with other toy settings; starting over" in log.read_text()
     retrained = json.loads((run / "metrics.json").read_text())
     assert retrained["resumed_from_step"] == 0 and retrained["settings"]["h_lr"] == 0.001
     assert (retrained["mu"], retrained["sigma"]) != (straight["mu"], straight["sigma"])
+    old, new = sorted(state_dirs(), key=lambda path: path != folder)
+    assert old == folder and new != folder
+    # A state of other settings moved into the folder by hand is refused, naming the folder and the fix.
+    shutil.copy(folder / "state_00000060_rank0.pt", new / "state_00000060_rank0.pt")
+    assert train(run) == 2
+    message = log.read_text().strip().splitlines()[-1]
+    assert message.startswith("febm toy-train: error: the checkpoints in") and str(new) in message
+    assert "other settings" in message and "use another --out-dir or delete that folder" in message
+    # Switching the setting back finds the old folder again: its finished state, nothing retrained.
+    config.write_text(yaml.safe_dump(TOY_CONFIG))
+    assert train(run) == 0, log.read_text()[-3000:]
+    back = json.loads((run / "metrics.json").read_text())
+    assert back["resumed_from_step"] == 60 and (back["mu"], back["sigma"]) == (
+        straight["mu"],
+        straight["sigma"],
+    )
 
 
 # --- the image study -----------------------------------------------------------------------------
