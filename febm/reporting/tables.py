@@ -33,7 +33,9 @@ from febm.reporting.table_specs import (
     STD_COLUMNS,
     SUMMARY_DISPLAY,
     TOY_BASELINE_ROWS,
+    TOY_DETAIL_COLUMNS,
     TOY_METRICS,
+    TOY_STATIONARY,
     TRUE_TEXT,
     WIDE_MEAN,
     WIDE_STD_SUFFIXES,
@@ -268,7 +270,9 @@ def toy_rows(records: list[dict[str, str]]) -> list[TableRow]:
     for record in records:
         name = record["divergence"]
         labels = row_labels(record)
-        count = _count(record.get("n_seeds"))
+        # the mean is over the converged seeds; failed runs show in the "Seeds converged" column
+        count = _count(record.get("n_converged", record.get("n_seeds")))
+        details = {column: record.get(column) or "" for column in TOY_DETAIL_COLUMNS if column in record}
         if name in TOY_BASELINE_ROWS:
             method, divergence = TOY_BASELINE_ROWS[name], "kl"
         else:
@@ -277,11 +281,18 @@ def toy_rows(records: list[dict[str, str]]) -> list[TableRow]:
                 optimum = _number(record.get(f"{metric}_optimal"))
                 if optimum is not None:
                     rows.append(TableRow("optimum", name, metric, Estimate(optimum), labels=labels))
+            if (record.get("stationary_is_optimum") or "").strip().lower() == "false":
+                for metric in TOY_METRICS:  # a local minimum the runs' start leads to: its own line
+                    value = _number(record.get(f"{metric}_stationary"))
+                    if value is not None:
+                        rows.append(TableRow(TOY_STATIONARY, name, metric, Estimate(value), labels=labels))
         for metric in TOY_METRICS:
             mean = _number(record.get(f"{metric}_febm"))
+            if mean is None and count == 0:  # every seed failed: still a line, marked 0/n
+                mean = math.nan
             if mean is not None:
                 estimate = Estimate(mean, _number(record.get(f"{metric}_febm_std")), count)
-                rows.append(TableRow(method, divergence, metric, estimate, labels=labels))
+                rows.append(TableRow(method, divergence, metric, estimate, labels=labels, details=details))
     return rows
 
 

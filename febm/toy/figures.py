@@ -14,6 +14,7 @@ from febm.divergences import get_divergence
 from febm.quadrature import GaussianMixture, gaussian_log_pdf, simpson_grid
 from febm.toy.convergence import read_convergence
 from febm.toy.density import exact_log_ratio, learned_log_ratio, rejection_sample
+from febm.toy.failures import is_failed
 from febm.toy.optimum import divergence_integrand
 from febm.toy.runs import ToyInputError, load_h, load_optimum, load_run
 from febm.toy.settings import mixture_from_config
@@ -95,6 +96,8 @@ def _collect(optimum_paths, run_dirs):
     runs: dict[tuple[str, str], list[tuple[Path, dict[str, Any]]]] = defaultdict(list)
     for run_dir in run_dirs:
         metrics = load_run(run_dir)
+        if is_failed(metrics):  # nothing learned to draw; Table 5 counts it
+            continue
         runs[(metrics["method"], metrics["divergence"])].append((Path(run_dir), metrics))
     for key in runs:
         runs[key].sort(key=lambda item: item[1]["seed"])

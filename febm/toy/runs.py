@@ -2,7 +2,8 @@
 
 Every file is written atomically (febm.io). A training run writes into its output folder:
 ``metrics.json``, ``trajectory.csv``, ``h.pt`` (H's state dict, loadable with ``weights_only=True``)
-and ``checkpoint.pt`` (the full training state, from which a re-run resumes).
+and ``checkpoints/<settings key>/state_<step>_rank0.pt`` (the full training state, from which a re-run
+with the same settings resumes; :mod:`febm.checkpoints`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import math
 import resource
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +23,14 @@ import torch
 from febm.config import config_hash
 from febm.errors import FebmError
 from febm.io import provenance, save_torch_atomic, write_json_atomic, write_text_atomic
+from febm.objectives import NonFiniteLossError
+from febm.toy.failures import STATUS_COMPLETED, STATUS_FAILED, is_failed, run_name
 from febm.toy.optimum import find_optimum
 from febm.toy.settings import TrainSettings, mixture_from_config, scale_label
-from febm.toy.train import CHECKPOINT_NAME, TRAJECTORY_COLUMNS, ToyTrainer
+from febm.toy.train import TRAJECTORY_COLUMNS, ToyDivergedError, ToyTrainer
+
+# What a training run may fail with and still be recorded (a run's own divergence, not bad input).
+RUN_FAILURES = (NonFiniteLossError, ToyDivergedError)
 
 ACCURACY = 0.01  # target: |mu - mu*| and |sigma - sigma*| against the exact optimum
 
@@ -134,9 +141,15 @@ def run_training(
         if bar is not None:
             bar.update(step - bar.n)
 
-    result = trainer.run(out_dir / CHECKPOINT_NAME, progress=tick)
-    if bar is not None:
-        bar.close()
+    started = time.perf_counter()
+    try:
+        result = trainer.run(trainer.checkpoint_dir(out_dir), progress=tick)
+    except RUN_FAILURES as error:
+        # The run diverged: a failure record (not a missing file), so Table 5 still comes out.
+        return _record_failure(config, trainer, settings, error, time.perf_counter() - started, out_dir)
+    finally:
+        if bar is not None:
+            bar.close()
     mu_opt, sigma_opt = optimum["mu"], optimum["sigma"]
     reached = steps_to_accuracy(result.trajectory, mu_opt, sigma_opt)
     per_step = result.wall_seconds / max(result.iterations, 1)  # wall_seconds spans resumed sessions too
@@ -159,6 +172,7 @@ def run_training(
         "wall_seconds": result.wall_seconds,
         "seconds_per_iteration": per_step,
         "time_to_accuracy_seconds": None if reached is None else reached * per_step,
+        "status": STATUS_COMPLETED,
         "resumed_from_step": result.resumed_from,
         "ratio_cap": trainer.ratio_cap,
         "settings": {**settings.__dict__},
@@ -188,6 +202,50 @@ def run_training(
     save_torch_atomic(out_dir / "h.pt", h_file)
     write_text_atomic(out_dir / "trajectory.csv", trajectory_csv(result.trajectory))
     write_json_atomic(out_dir / "metrics.json", _finite_json(metrics))
+    return metrics
+
+
+def _record_failure(
+    config: dict[str, Any],
+    trainer: ToyTrainer,
+    settings: TrainSettings,
+    error: Exception,
+    wall_seconds: float,
+    out_dir: Path,
+) -> dict[str, Any]:
+    """metrics.json with status failed, the message and where it stopped; trajectory.csv up to there; an
+    empty h.pt (every declared output exists, so the table and the final check still run)."""
+    mu_last, sigma_last = trainer.theta.detach().tolist()
+    metrics: dict[str, Any] = {
+        "method": trainer.method,
+        "divergence": trainer.divergence.name,
+        "seed": trainer.seed,
+        "status": STATUS_FAILED,
+        "error": str(error),
+        "error_type": type(error).__name__,
+        "failed_at_step": trainer.step,
+        "iterations": trainer.iterations,
+        "mu": None,
+        "sigma": None,
+        "mu_last_iterate": mu_last,
+        "sigma_last_iterate": sigma_last,
+        "wall_seconds": trainer.wall_before + wall_seconds,
+        "ratio_cap": trainer.ratio_cap,
+        "settings": {**settings.__dict__},
+        "peak_rss_mb": peak_rss_mb(),
+        **common_metadata(config, trainer.iterations),
+    }
+    h_file = {
+        "method": trainer.method,
+        "divergence": trainer.divergence.name,
+        "hidden_units": settings.hidden_units,
+        "status": STATUS_FAILED,
+        "state_dict": {},
+    }
+    save_torch_atomic(out_dir / "h.pt", h_file)
+    write_text_atomic(out_dir / "trajectory.csv", trajectory_csv(trainer.trajectory))
+    write_json_atomic(out_dir / "metrics.json", _finite_json(metrics))
+    print(f"febm: warning: {run_name(metrics)} failed: {error}", file=sys.stderr)
     return metrics
 
 
@@ -242,7 +300,19 @@ def run_stability(
         runs.append((metrics["seed"], Path(run_dir), metrics))
     if not runs:
         raise ToyInputError("--run-dirs names no f-EBM run")
-    seed, run_dir, metrics = min(runs, key=lambda item: item[0])
+    converged = [run for run in runs if not is_failed(run[2])]
+    if not converged:  # nothing learned to analyse: say so in the file the report reads
+        result = {
+            "divergence": divergence,
+            "status": "no converged run",
+            "mu_optimal": optimum["mu"],
+            "sigma_optimal": optimum["sigma"],
+            "statement": f"Not analysed: all {len(runs)} f-EBM runs on {divergence} failed (see Table 5).",
+            **common_metadata(config),
+        }
+        write_json_atomic(out, result)
+        return result
+    seed, run_dir, metrics = min(converged, key=lambda item: item[0])
     h = load_h(run_dir)
     train = TrainSettings.from_config(config)
     base = get_divergence(divergence, exp_clamp=train.exp_clamp)

@@ -19,6 +19,7 @@ import yaml
 
 from febm.io import write_json_atomic, write_text_atomic
 from febm.runspec import BASELINE_DIVERGENCE, TOY_BASELINES, toy_optimum_divergences, toy_runs
+from febm.toy.failures import failure_summary, is_failed
 
 PAPER_RESULTS = Path(__file__).resolve().parent.parent / "data" / "reported_results.csv"
 
@@ -132,7 +133,7 @@ def run_study(config: dict[str, Any], out: str | Path, jobs: int | None = None) 
             )
             for n in (1, 2, 3, 4)
         ]
-        write_table5(build_table5(optima_list, dirs, PAPER_RESULTS), table_path)
+        write_table5(build_table5(optima_list, dirs, PAPER_RESULTS, config), table_path)
         _wait(figures + stability_jobs, "figures and stability")
     wall = time.perf_counter() - start
     summary = _summary(metrics, divergences, seeds)
@@ -151,6 +152,8 @@ def run_study(config: dict[str, Any], out: str | Path, jobs: int | None = None) 
         "jobs": jobs,
         "paths": paths,
         "accuracy": summary,
+        # None, or one line naming every failed run (the table counts them; toy-study then exits 1)
+        "failures": failure_summary(metrics.values()),
         "peak_rss_mb_main": peak_rss_mb(),
         "peak_rss_mb_runs": max(m["peak_rss_mb"] for m in metrics.values()),
     }
@@ -169,11 +172,17 @@ def _summary(metrics: dict, divergences: list[str], seeds: list[int]) -> dict[st
     for method, names in (("febm", divergences), *((b, [BASELINE_DIVERGENCE]) for b in TOY_BASELINES)):
         for d in names:
             runs = [metrics[(method, d, s)] for s in seeds]
-            mu_error = statistics.fmean(r["mu"] for r in runs) - runs[0]["mu_optimal"]
-            sigma_error = statistics.fmean(r["sigma"] for r in runs) - runs[0]["sigma_optimal"]
+            converged = [r for r in runs if not is_failed(r)]
+            if not converged:
+                out[f"{method}/{d}"] = {"n_converged": 0, "n_seeds": len(runs), "within_0.01": False}
+                continue
+            mu_error = statistics.fmean(r["mu"] for r in converged) - converged[0]["mu_optimal"]
+            sigma_error = statistics.fmean(r["sigma"] for r in converged) - converged[0]["sigma_optimal"]
             out[f"{method}/{d}"] = {
                 "mean_mu_error": mu_error,
                 "mean_sigma_error": sigma_error,
                 "within_0.01": abs(mu_error) <= 0.01 and abs(sigma_error) <= 0.01,
+                "n_converged": len(converged),
+                "n_seeds": len(runs),
             }
     return out
