@@ -15,8 +15,11 @@ exp(...) - 1 and log(1 + exp(...))).
 g and c to [-exp_clamp, exp_clamp] (5 for images). It changes the objective, so it is off by default
 and is a per-run setting.
 
+Their derivatives g'(t) = e^t f''(e^t), c'(t) = e^t g'(t) (``g_prime``, ``c_prime``: closed forms beside g and c,
+autograd by default; tests/test_toy_fast_path.py) give the 1-D study's fast engine its per-sample Eq. 18 gradients.
+
 Add a divergence by subclassing :class:`Divergence` with ``f`` and ``f_prime`` (and ``conjugate``)
-and decorating it with ``@register("name")``; ``g`` and ``c`` have generic defaults.
+and decorating it with ``@register("name")``; ``g``, ``c`` and their derivatives have generic defaults.
 """
 
 from __future__ import annotations
@@ -70,7 +73,25 @@ class Divergence:
         u = self._exp(t)
         return u * self.f_prime(u) - self.f(u)
 
+    # --- their derivatives in t (the fast engine's per-sample gradients of Eq. 18) ------------------
+    def g_prime(self, t: Tensor) -> Tensor:
+        """dg/dt element-wise; this default differentiates :meth:`g` by autograd (closed forms override)."""
+        return _elementwise_derivative(self.g, t)
+
+    def c_prime(self, t: Tensor) -> Tensor:
+        """dc/dt element-wise; this default differentiates :meth:`c` by autograd (closed forms override)."""
+        return _elementwise_derivative(self.c, t)
+
     # --- helpers honouring the optional clamp --------------------------------------------------
+    def _exp_slope(self, scale: float, t: Tensor) -> Tensor:
+        """d/dt exp(clamp(scale t)) / scale: exp(scale t), 0 where the clamp is active; at its kinks the inner
+        one-sided value (torch 2.x autograd takes 0 there: both are subgradients)."""
+        z = scale * t
+        if self.exp_clamp is None:
+            return torch.exp(z)
+        inside = (z >= -self.exp_clamp) & (z <= self.exp_clamp)
+        return torch.exp(z.clamp(-self.exp_clamp, self.exp_clamp)).mul_(inside)
+
     def _clamp(self, z: Tensor) -> Tensor:
         return z if self.exp_clamp is None else z.clamp(-self.exp_clamp, self.exp_clamp)
 
@@ -79,6 +100,14 @@ class Divergence:
 
     def _expm1(self, z: Tensor) -> Tensor:
         return torch.expm1(self._clamp(z))
+
+
+def _elementwise_derivative(function: Callable[[Tensor], Tensor], t: Tensor) -> Tensor:
+    """d function(t_i) / d t_i for an element-wise ``function``, by autograd (graph-free result)."""
+    with torch.enable_grad():
+        leaf = t.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(function(leaf).sum(), leaf)
+    return grad
 
 
 def register(name: str) -> Callable[[type[Divergence]], type[Divergence]]:
@@ -122,6 +151,12 @@ class KL(Divergence):
     def c(self, t: Tensor) -> Tensor:
         return self._exp(t)
 
+    def g_prime(self, t: Tensor) -> Tensor:
+        return torch.ones_like(t)
+
+    def c_prime(self, t: Tensor) -> Tensor:
+        return self._exp_slope(1.0, t)
+
 
 @register("reverse_kl")
 class ReverseKL(Divergence):
@@ -145,6 +180,12 @@ class ReverseKL(Divergence):
 
     def c(self, t: Tensor) -> Tensor:
         return t - 1.0
+
+    def g_prime(self, t: Tensor) -> Tensor:
+        return self._exp_slope(-1.0, t)
+
+    def c_prime(self, t: Tensor) -> Tensor:
+        return torch.ones_like(t)
 
 
 @register("jensen_shannon")
@@ -176,6 +217,13 @@ class JensenShannon(Divergence):
     def c(self, t: Tensor) -> Tensor:
         return self._softplus(t) - LOG2
 
+    # f''(u) = 1 / (u (u + 1)): g' = sigmoid(-t), c' = sigmoid(t); the clamped quirk by autograd.
+    def g_prime(self, t: Tensor) -> Tensor:
+        return torch.sigmoid(-t) if self.exp_clamp is None else super().g_prime(t)
+
+    def c_prime(self, t: Tensor) -> Tensor:
+        return torch.sigmoid(t) if self.exp_clamp is None else super().c_prime(t)
+
 
 @register("squared_hellinger")
 class SquaredHellinger(Divergence):
@@ -200,6 +248,12 @@ class SquaredHellinger(Divergence):
     def c(self, t: Tensor) -> Tensor:
         return self._expm1(t / 2.0)
 
+    def g_prime(self, t: Tensor) -> Tensor:
+        return self._exp_slope(-0.5, t).mul_(0.5)
+
+    def c_prime(self, t: Tensor) -> Tensor:
+        return self._exp_slope(0.5, t).mul_(0.5)
+
 
 @register("pearson_x2")
 class PearsonChi2(Divergence):
@@ -222,6 +276,12 @@ class PearsonChi2(Divergence):
 
     def c(self, t: Tensor) -> Tensor:
         return self._expm1(2.0 * t)
+
+    def g_prime(self, t: Tensor) -> Tensor:
+        return self._exp_slope(1.0, t).mul_(2.0)
+
+    def c_prime(self, t: Tensor) -> Tensor:
+        return self._exp_slope(2.0, t).mul_(2.0)
 
 
 @register("neyman_x2")
@@ -246,6 +306,12 @@ class NeymanChi2(Divergence):
 
     def c(self, t: Tensor) -> Tensor:
         return -2.0 * self._expm1(-t)
+
+    def g_prime(self, t: Tensor) -> Tensor:
+        return self._exp_slope(-2.0, t).mul_(2.0)
+
+    def c_prime(self, t: Tensor) -> Tensor:
+        return self._exp_slope(-1.0, t).mul_(2.0)
 
 
 class Alpha(Divergence):
@@ -283,6 +349,12 @@ class Alpha(Divergence):
     def c(self, t: Tensor) -> Tensor:
         a = self.alpha
         return self._expm1(a * t) / a
+
+    def g_prime(self, t: Tensor) -> Tensor:
+        return self._exp_slope(self.alpha - 1.0, t)
+
+    def c_prime(self, t: Tensor) -> Tensor:
+        return self._exp_slope(self.alpha, t)
 
 
 def _format_alpha(alpha: float) -> str:

@@ -9,6 +9,7 @@ from febm.images.networks import NetworkConfig, build_energy_network
 from febm.images.replay import ReplayBuffer
 from febm.images.sampler import langevin, quantise_to_uint8
 from febm.images.spectral import spectral_layers
+from febm.langevin import langevin_dynamics
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
@@ -71,6 +72,24 @@ def test_element_wise_gradient_clip_and_noise_first():
     moved = (out - x).reshape(2, -1)
     assert torch.allclose(moved[:, 0::2], torch.full_like(moved[:, 0::2], -0.1))  # clipped to 0.01
     assert torch.allclose(moved[:, 1::2], torch.full_like(moved[:, 1::2], 0.01))  # not clipped
+
+
+def test_image_sampler_is_the_shared_langevin_with_the_image_variant():
+    """The wrapper only adds the frozen network, autocast and layout: its steps are febm.langevin's."""
+    network = _network()
+    x, y = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(2)), torch.tensor([3, 7])
+    kwargs = {"steps": 2, "step_size": 10.0, "noise_std": 0.005, "grad_clip": 0.01}
+    got = langevin(network, x, y, generator=torch.Generator().manual_seed(9), **kwargs)
+
+    def gradient(point):
+        leaf = point.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(network(leaf, y).sum(), leaf)
+        return grad
+
+    expected = langevin_dynamics(
+        x, gradient, noise_first=True, clamp=(0.0, 1.0), generator=torch.Generator().manual_seed(9), **kwargs
+    )
+    assert torch.equal(got, expected.detach())
 
 
 def test_quantisation_is_floor_256_nhwc():

@@ -7,11 +7,12 @@ import dataclasses
 import pytest
 import torch
 
+from febm import checkpoints
 from febm.objectives import NonFiniteLossError
 from febm.quadrature import GaussianMixture, standard_normal
 from febm.toy.density import density_ratio_report
 from febm.toy.settings import TrainSettings, default_config
-from febm.toy.train import CHECKPOINT_NAME, ToyTrainer, ToyTrainingError
+from febm.toy.train import ToyTrainer, ToyTrainingError
 
 SINGLE = GaussianMixture([1.0], [0.5], [1.2])
 
@@ -101,28 +102,40 @@ def test_resumed_run_is_bit_identical(tmp_path):
     )
     straight = ToyTrainer("febm", "reverse_kl", mixture, config, seed=3).run()
 
-    checkpoint = tmp_path / CHECKPOINT_NAME
     first = ToyTrainer("febm", "reverse_kl", mixture, config, seed=3)
+    folder = first.checkpoint_dir(tmp_path)
     for _ in range(40):  # as if killed after the checkpoint at step 40
         first.train_step()
         if first.step % config.checkpoint_every == 0:
-            from febm.io import save_torch_atomic
-
-            save_torch_atomic(checkpoint, first.state(0.0))
+            checkpoints.save_state(folder, first.step, first.state(0.0), first.settings_key)
     resumed_trainer = ToyTrainer("febm", "reverse_kl", mixture, config, seed=3)
-    resumed = resumed_trainer.run(checkpoint)
+    resumed = resumed_trainer.run(resumed_trainer.checkpoint_dir(tmp_path))
     assert resumed.resumed_from == 40
     assert resumed.trajectory == straight.trajectory
     assert torch.equal(resumed.h_flat, straight.h_flat)
     assert (resumed.mu, resumed.sigma) == (straight.mu, straight.sigma)
 
 
-def test_checkpoint_of_another_run_is_refused(tmp_path):
+def test_each_settings_key_has_its_folder_and_a_foreign_state_is_refused(tmp_path):
     mixture = GaussianMixture.paper()
     config = settings(iterations=10, h_warmup_iterations=0, checkpoint_every=5)
-    ToyTrainer("febm", "kl", mixture, config, seed=0).run(tmp_path / CHECKPOINT_NAME)
-    with pytest.raises(ToyTrainingError, match="different run"):
-        ToyTrainer("febm", "kl", mixture, config, seed=1).run(tmp_path / CHECKPOINT_NAME)
+    first = ToyTrainer("febm", "kl", mixture, config, seed=0)
+    first.run(first.checkpoint_dir(tmp_path))
+    other_seed = ToyTrainer("febm", "kl", mixture, config, seed=1)
+    longer = ToyTrainer("febm", "kl", mixture, dataclasses.replace(config, iterations=20), seed=0)
+    cadence = ToyTrainer("febm", "kl", mixture, dataclasses.replace(config, checkpoint_every=2), seed=0)
+    assert len({first.settings_key, other_seed.settings_key, longer.settings_key}) == 3
+    assert cadence.settings_key == first.settings_key  # the checkpoint cadence changes no number
+    # A state of another run in this run's folder (moved by hand): refused, naming the folder and the fix.
+    folder = other_seed.checkpoint_dir(tmp_path)
+    folder.mkdir(parents=True)
+    (folder / "state_00000010_rank0.pt").write_bytes(
+        (first.checkpoint_dir(tmp_path) / "state_00000010_rank0.pt").read_bytes()
+    )
+    with pytest.raises(
+        checkpoints.CheckpointSettingsError, match=r"other settings.*another --out-dir or delete"
+    ):
+        other_seed.run(folder)
 
 
 def test_nan_loss_stops_with_step_and_term(monkeypatch):

@@ -1,6 +1,8 @@
-"""Langevin dynamics on an image energy, as in the original code (docs/original-code.md §5).
+"""Langevin dynamics on an image energy, as in the original code (docs/original-code.md section 5).
 
-One step, repeated ``steps`` times (60 in training, 5 per call in the paper's evaluation schedule):
+The image code's variant of Eq. 5 (:func:`febm.langevin.langevin_dynamics` with the noise first, an
+element-wise gradient clip, no 1/2 factor and a clamp to [0, 1]); one step, repeated ``steps`` times (60 in
+training, 5 per call in the paper's evaluation schedule):
 
     x <- x + N(0, noise_std^2)                      # noise first
     G <- clamp(grad_x sum_b E(x_b, y_b), -grad_clip, grad_clip)   # element-wise
@@ -24,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from febm.images.spectral import frozen_for_sampling
+from febm.langevin import langevin_dynamics
 
 
 @dataclass(frozen=True)
@@ -70,15 +73,26 @@ def langevin(
     """Run ``steps`` Langevin steps from ``x`` (float, [0, 1]) under fixed labels ``y``; returns detached x."""
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     x = x.detach().float().contiguous(memory_format=memory_format)
+
+    def energy_gradient(point: Tensor) -> Tensor:
+        leaf = point.detach().requires_grad_(True)
+        with precision_context(leaf.device.type, precision):
+            total_energy = energy(leaf, y).float().sum()
+        (gradient,) = torch.autograd.grad(total_energy, leaf)
+        return gradient
+
     with frozen_for_sampling(energy), torch.enable_grad():
-        for _ in range(steps):
-            noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-            x = (x + noise_std * noise).requires_grad_(True)
-            with precision_context(x.device.type, precision):
-                total_energy = energy(x, y).float().sum()
-            (gradient,) = torch.autograd.grad(total_energy, x)
-            gradient = gradient.clamp(-grad_clip, grad_clip)
-            x = (x.detach() - step_size * gradient).clamp_(0.0, 1.0)
+        x = langevin_dynamics(
+            x,
+            energy_gradient,
+            steps=steps,
+            step_size=step_size,
+            noise_std=noise_std,
+            noise_first=True,
+            grad_clip=grad_clip,
+            clamp=(0.0, 1.0),
+            generator=generator,
+        )
     return x.detach()
 
 

@@ -83,3 +83,10 @@ class RatioCapped(Divergence):
 
     def c(self, t: Tensor) -> Tensor:
         return self.base.c(t.clamp(max=self.cap))
+
+    # The base's derivatives at min(t, cap), zero above the cap (at t = cap itself the one from below).
+    def g_prime(self, t: Tensor) -> Tensor:
+        return self.base.g_prime(t.clamp(max=self.cap)).mul_(t <= self.cap)
+
+    def c_prime(self, t: Tensor) -> Tensor:
+        return self.base.c_prime(t.clamp(max=self.cap)).mul_(t <= self.cap)

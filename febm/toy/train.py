@@ -1,22 +1,20 @@
 """Training the Gaussian EBM of Eq. 20 on the mixture: single-step f-EBM (Algorithm 1), CD and MLE.
 
 Every loss comes from :mod:`febm.objectives` (``variational_loss`` for H, ``energy_loss`` = Eq. 18 for E,
-``contrastive_divergence_loss`` for CD). The fast engine uses their per-sample gradients written out in
-:mod:`febm.toy.fast_grad` (tested equal to autograd through those losses) and the chain rule through the
-network (:class:`febm.toy.network.FlatMLP`) and the quadratic energy by hand; the loss values themselves
-are only computed to log them or to name a non-finite term. The plain engine (``engine: autograd``) is the
-textbook torch loop over the same losses.
+``contrastive_divergence_loss`` for CD); the updates of each engine (fast: the per-sample gradients of
+:mod:`febm.toy.fast_grad` and the chain rule by hand; autograd: the textbook torch loop) are
+:class:`febm.toy.updates.ToyUpdates`. This module holds the run: state, sampling (exact draws or persistent
+Langevin chains, :mod:`febm.langevin`), the schedule, averaging and checkpoints.
 
 A run is resumable: the full state (parameters, optimisers, RNG, step, averages, trajectory) is saved
-atomically every ``checkpoint_every`` iterations (newest and previous copy, ``febm.io.save_checkpoint``),
-and a resumed run is bit-identical on CPU to an uninterrupted one.
+atomically every ``checkpoint_every`` iterations into a folder named after the run's settings key (the two
+newest kept, :mod:`febm.checkpoints`), and a resumed run is bit-identical on CPU to an uninterrupted one.
+Both optimisers are :class:`febm.optim.ClippedAdam` in its ``TORCH_ADAM`` convention (Table 5's numbers).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,49 +24,32 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from febm import checkpoints
+from febm.config import config_hash
 from febm.divergences import Divergence, get_divergence
 from febm.errors import FebmError
-from febm.io import load_checkpoint, save_checkpoint
-from febm.objectives import (
-    NonFiniteLossError,
-    Objective,
-    contrastive_divergence_loss,
-    energy_loss,
-    variational_loss,
-)
+from febm.langevin import langevin_dynamics
+from febm.objectives import NonFiniteLossError
+from febm.optim import TORCH_ADAM, ClippedAdam
 from febm.quadrature import GaussianMixture, standard_normal
-from febm.quadrature import gaussian_energy as energy
-from febm.toy.fast_grad import (
-    FlatAdam,
-    clip_to_rms,
-    energy_output_grad,
-    output_derivatives,
-    variational_output_grad,
-)
+from febm.quadrature import gaussian_energy as energy  # noqa: F401 (imported from here by benchmarks/toy_speed.py)
 from febm.toy.network import FlatMLP, flat_to_state_dict, module_from_flat, state_dict_to_flat
 from febm.toy.settings import TrainSettings
 from febm.toy.tails import RatioCapped, ratio_cap_for
+from febm.toy.updates import ToyUpdates
 
 METHODS = ("febm", "cd", "mle")
 TRAJECTORY_COLUMNS = ("step", "mu", "sigma", "mu_avg", "sigma_avg", "objective", "e_lr")
-CHECKPOINT_NAME = "checkpoint.pt"
-CHECKPOINT_FORMAT = 1
+CHECKPOINTS = "checkpoints"  # <run dir>/checkpoints/<settings key>/state_<step>_rank0.pt
+KEEP_CHECKPOINTS = 2  # the newest and the one before it (the fallback for a damaged newest file)
 
 
 class ToyTrainingError(FebmError):
-    """A 1-D training run that cannot continue (invalid parameters, unusable checkpoint)."""
+    """A 1-D training run that cannot continue (invalid method/divergence or parameters)."""
 
 
-def energy_parameter_gradient(x: Tensor, mu: Tensor, sigma: Tensor, grad_e: Tensor) -> Tensor:
-    """d loss/d(mu, sigma) from d loss/dE(x_i): dE/dmu = -(x - mu)/sigma^2, dE/dsigma = -(x - mu)^2/sigma^3."""
-    centred = x - mu
-    return torch.stack([-(grad_e * centred).sum() / sigma**2, -(grad_e * centred.square()).sum() / sigma**3])
-
-
-def maximum_likelihood_loss(e_pos: Tensor, sigma: Tensor) -> Objective:
-    """Exact negative log-likelihood of N(mu, sigma^2) up to a constant: mean E + log Z, log Z = log sigma."""
-    nll = e_pos.mean() + torch.log(sigma)
-    return Objective(nll, {"nll": nll})
+class ToyDivergedError(ToyTrainingError):
+    """The run itself diverged (parameters left the valid region): recorded as a failed run, not a user error."""
 
 
 def lr_multiplier(
@@ -87,44 +68,6 @@ def lr_multiplier(
     return final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-class TorchAdam:
-    """torch.optim.Adam behind FlatAdam's interface (the plain engine's optimiser)."""
-
-    def __init__(
-        self,
-        params: list[Tensor],
-        lr: float,
-        betas: tuple[float, float],
-        clip: float = 0.0,
-        floor: float = 0.0,
-    ) -> None:
-        self.params, self.beta2, self.clip, self.floor = params, betas[1], clip, floor
-        self.optimizer = torch.optim.Adam(params, lr=lr, betas=betas)
-
-    def set_lr(self, lr: float) -> None:
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-
-    def zero_grad(self) -> None:
-        self.optimizer.zero_grad(set_to_none=True)
-
-    def step(self, grad: Tensor | None = None) -> None:
-        if grad is not None:  # one parameter tensor with a gradient computed elsewhere
-            self.params[0].grad = grad
-        for param in self.params:
-            state = self.optimizer.state.get(param, {})
-            steps = int(state["step"]) if "step" in state else 0
-            v = state["exp_avg_sq"] if steps else torch.zeros_like(param)
-            param.grad = clip_to_rms(param.grad, v, steps, self.beta2, self.clip, self.floor)
-        self.optimizer.step()
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.optimizer.state_dict()
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(state)
-
-
 @dataclass
 class RunResult:
     mu: float
@@ -139,7 +82,7 @@ class RunResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class ToyTrainer:
+class ToyTrainer(ToyUpdates):
     """One training run: state, one-iteration update, checkpoint save/load."""
 
     def __init__(
@@ -173,13 +116,8 @@ class ToyTrainer:
         if not sigma0 > 0:
             raise ToyTrainingError(f"initial sigma must be positive, got {sigma0}")
         fast = settings.engine == "fast"
-        betas = (settings.beta1, settings.beta2)
         self.theta = torch.tensor([mu0, sigma0], dtype=torch.float32, requires_grad=not fast)
-        clip = (settings.clip_rms, settings.clip_floor)
-        if fast:
-            self.opt_e = FlatAdam(self.theta, settings.e_lr, betas, *clip)
-        else:
-            self.opt_e = TorchAdam([self.theta], settings.e_lr, betas, *clip)
+        self.opt_e = self._optimiser([self.theta], settings.e_lr)
         self.uses_h = method == "febm"
         self.omega: Tensor | None = None
         self.module: torch.nn.Sequential | None = None
@@ -193,11 +131,10 @@ class ToyTrainer:
             if fast:
                 self.omega = flat
                 self.grad_buffer = torch.empty_like(flat)
-                self.train_derivatives = output_derivatives(self.train_divergence)
-                self.opt_h = FlatAdam(self.omega, settings.h_lr, betas, *clip)
+                self.opt_h = self._optimiser([self.omega], settings.h_lr)
             else:
                 self.module = module_from_flat(flat, settings.hidden_units)
-                self.opt_h = TorchAdam(list(self.module.parameters()), settings.h_lr, betas, *clip)
+                self.opt_h = self._optimiser(list(self.module.parameters()), settings.h_lr)
         self.chains: Tensor | None = None
         if settings.sampler == "langevin":
             self.chains = mu0 + sigma0 * torch.randn(settings.model_batch_size, generator=self.generator)
@@ -209,17 +146,30 @@ class ToyTrainer:
         self.wall_before = 0.0
         self.resumed_from = 0
 
+    def _optimiser(self, params: list[Tensor], lr: float) -> ClippedAdam:
+        """Adam in torch's convention, each gradient element clipped to clip_rms RMS + clip_floor (0: off)."""
+        s = self.settings
+        clip = s.clip_rms if s.clip_rms > 0 else None
+        betas = (s.beta1, s.beta2)
+        return ClippedAdam(params, lr, betas, clip_std=clip, clip_floor=s.clip_floor, convention=TORCH_ADAM)
+
     # ---- sampling -------------------------------------------------------------------------------
     def sample_model(self) -> Tensor:
         mu, sigma = self.theta.detach()
         n = self.settings.model_batch_size
         if self.chains is None:
             return mu + sigma * standard_normal(n, self.generator, stratified=self.settings.stratified)
+        # Eq. 5 as written: x <- x - eps/2 dE/dx + sqrt(eps) z, with dE/dx = (x - mu)/sigma^2 (H is not used).
         eps = self.settings.langevin_step_size
-        for _ in range(self.settings.langevin_steps):
-            # Eq. 5: x <- x - eps/2 dE/dx + sqrt(eps) z, with dE/dx = (x - mu)/sigma^2 (H is not used).
-            noise = torch.randn(n, generator=self.generator)
-            self.chains = self.chains - 0.5 * eps * (self.chains - mu) / sigma**2 + math.sqrt(eps) * noise
+        self.chains = langevin_dynamics(
+            self.chains,
+            lambda x: (x - mu) / sigma**2,
+            steps=self.settings.langevin_steps,
+            step_size=0.5 * eps,
+            noise_std=math.sqrt(eps),
+            noise_first=False,
+            generator=self.generator,
+        )
         return self.chains.clone()
 
     # ---- one iteration ----------------------------------------------------------------------------
@@ -246,7 +196,7 @@ class ToyTrainer:
             self._baseline_step(x_pos, x_neg, step)
         mu, sigma = (float(v) for v in self.theta.detach())
         if not (math.isfinite(mu) and math.isfinite(sigma) and sigma > 0):
-            raise ToyTrainingError(
+            raise ToyDivergedError(
                 f"energy parameters became invalid at step {step} (mu = {mu}, sigma = {sigma}); "
                 "lower toy.train.e_lr"
             )
@@ -276,93 +226,6 @@ class ToyTrainer:
         mu, sigma = (self.average_sum / self.average_count).tolist()
         return mu, sigma
 
-    def _febm_step_fast(self, x_pos: Tensor, x_neg: Tensor, step: int, update_energy: bool = True) -> None:
-        n_pos, l2 = x_pos.numel(), self.settings.l2
-        x = torch.cat([x_pos, x_neg])
-        mu, sigma = self.theta.detach()
-        e = energy(x, mu, sigma)
-        net = FlatMLP(self.omega, self.settings.hidden_units)
-        h, cache = net.forward(x)
-        # H step: d variational_loss / dH per sample, then backprop through the MLP by hand.
-        t = h + e
-        grad_h = variational_output_grad(
-            self.train_derivatives, t[:n_pos], t[n_pos:], h[:n_pos], h[n_pos:], l2
-        )
-        if self._needs_objective(step, grad_h):
-            objective = variational_loss(
-                self.train_divergence, h[:n_pos], e[:n_pos], h[n_pos:], e[n_pos:], l2
-            )
-            self._check(objective, step, "H")
-            self.last_objective = float(objective.terms["bound"])
-        self.opt_h.step(net.backward(x, cache, grad_h, self.grad_buffer))
-        if not update_energy:
-            return
-        # E step: H recomputed after its update (alternating, Algorithm 1) or reused (simultaneous).
-        if self.settings.updates == "alternating":
-            h, _ = net.forward(x, keep=False)
-            t = h + e
-        grad_e = energy_output_grad(
-            self.train_divergence, self.train_derivatives, t[:n_pos], t[n_pos:], e[:n_pos], e[n_pos:], l2
-        )
-        if self._needs_objective(step, grad_e, logging=False):
-            objective = energy_loss(self.train_divergence, e[:n_pos], h[:n_pos], e[n_pos:], h[n_pos:], l2)
-            self._check(objective, step, "E")
-        self.opt_e.step(energy_parameter_gradient(x, mu, sigma, grad_e))
-
-    def _needs_objective(self, step: int, grad: Tensor, logging: bool = True) -> bool:
-        """The loss value is only needed to log it, or to name the failing term when a gradient is not finite."""
-        logged = logging and (step + 1) % self.settings.log_every == 0
-        return logged or not bool(torch.isfinite(grad).all())
-
-    @staticmethod
-    def _check(objective: Objective, step: int, network: str) -> None:
-        objective.check_finite(step)
-        if not all(bool(torch.isfinite(v).all()) for v in objective.terms.values()):
-            raise NonFiniteLossError(f"the gradient of the {network} loss is not finite at step {step}")
-
-    def _febm_step_autograd(
-        self, x_pos: Tensor, x_neg: Tensor, step: int, update_energy: bool = True
-    ) -> None:
-        """The plain loop: nn.Module forward/backward for both updates."""
-        module, theta = self.module, self.theta
-        x_pos_col, x_neg_col = x_pos[:, None], x_neg[:, None]
-        e_pos, e_neg = energy(x_pos, theta[0], theta[1]), energy(x_neg, theta[0], theta[1])
-        h_pos, h_neg = module(x_pos_col).squeeze(1), module(x_neg_col).squeeze(1)
-        objective = variational_loss(self.train_divergence, h_pos, e_pos, h_neg, e_neg, self.settings.l2)
-        objective.check_finite(step)
-        self.last_objective = float(objective.terms["bound"].detach())
-        self.opt_h.zero_grad()
-        objective.total.backward()
-        self.opt_h.step()
-        if not update_energy:
-            return
-        if self.settings.updates == "alternating":
-            with torch.no_grad():
-                h_pos, h_neg = module(x_pos_col).squeeze(1), module(x_neg_col).squeeze(1)
-        else:
-            h_pos, h_neg = h_pos.detach(), h_neg.detach()
-        e_pos, e_neg = energy(x_pos, theta[0], theta[1]), energy(x_neg, theta[0], theta[1])
-        objective = energy_loss(self.train_divergence, e_pos, h_pos, e_neg, h_neg, self.settings.l2)
-        objective.check_finite(step)
-        self.opt_e.zero_grad()
-        objective.total.backward()
-        self.opt_e.step()
-
-    def _baseline_step(self, x_pos: Tensor, x_neg: Tensor, step: int) -> None:
-        """CD (Eq. 8) or exact maximum likelihood: two parameters, so plain autograd is cheap enough."""
-        theta = self.theta.detach().requires_grad_(True)
-        e_pos = energy(x_pos, theta[0], theta[1])
-        if self.method == "cd":
-            objective = contrastive_divergence_loss(
-                e_pos, energy(x_neg, theta[0], theta[1]), self.settings.l2
-            )
-        else:
-            objective = maximum_likelihood_loss(e_pos, theta[1])
-        objective.check_finite(step)
-        self.last_objective = float(objective.total.detach())
-        (grad,) = torch.autograd.grad(objective.total, theta)
-        self.opt_e.step(grad)
-
     # ---- H access -----------------------------------------------------------------------------------
     def h_flat(self) -> Tensor | None:
         if not self.uses_h:
@@ -373,12 +236,8 @@ class ToyTrainer:
 
     # ---- checkpoints ----------------------------------------------------------------------------------
     def state(self, wall_seconds: float) -> dict[str, Any]:
+        """The full training state (the run's identity and settings are its settings key, not fields)."""
         state = {
-            "format": CHECKPOINT_FORMAT,
-            "method": self.method,
-            "divergence": self.divergence.name,
-            "seed": self.seed,
-            "iterations": self.iterations,
             "step": self.step,
             "theta": self.theta.detach().clone(),
             "opt_e": self.opt_e.state_dict(),
@@ -390,8 +249,6 @@ class ToyTrainer:
             ),
             "last_objective": self.last_objective,
             "wall_seconds": wall_seconds,
-            "engine": self.settings.engine,
-            "settings": self.settings_fingerprint(),
         }
         if self.uses_h:
             state["h_flat"] = self.h_flat()
@@ -400,26 +257,20 @@ class ToyTrainer:
             state["chains"] = self.chains.clone()
         return state
 
-    def settings_fingerprint(self) -> str:
-        """Everything besides method/divergence/seed that shapes the run: a checkpoint with another is stale."""
-        mixture = (self.mixture.weights, self.mixture.means, self.mixture.stds)
-        return json.dumps({"train": self.settings.__dict__, "mixture": mixture}, sort_keys=True)
+    @property
+    def settings_key(self) -> str:
+        """The checkpoint fingerprint: the run's identity and every setting that changes its numbers (the
+        run length included: the learning-rate schedule depends on it; the checkpoint cadence not)."""
+        train = {name: value for name, value in self.settings.__dict__.items() if name != "checkpoint_every"}
+        mixture = {"weights": self.mixture.weights, "means": self.mixture.means, "stds": self.mixture.stds}
+        identity = {"method": self.method, "divergence": self.divergence.name, "seed": self.seed}
+        return config_hash({**identity, "iterations": self.iterations, "train": train, "mixture": mixture})
+
+    def checkpoint_dir(self, run_dir: str | Path) -> Path:
+        """``<run dir>/checkpoints/<settings key>``: a config edit starts a fresh folder, switching back resumes."""
+        return Path(run_dir) / CHECKPOINTS / self.settings_key
 
     def load_state(self, state: dict[str, Any]) -> None:
-        expected = {
-            "format": CHECKPOINT_FORMAT,
-            "method": self.method,
-            "divergence": self.divergence.name,
-            "seed": self.seed,
-            "iterations": self.iterations,
-            "engine": self.settings.engine,
-        }
-        for key, value in expected.items():
-            if state.get(key) != value:
-                raise ToyTrainingError(
-                    f"checkpoint was written by a different run ({key} = {state.get(key)!r}, this run has "
-                    f"{value!r}); delete it or use another --out-dir"
-                )
         with torch.no_grad():
             self.theta.copy_(state["theta"])
         self.opt_e.load_state_dict(state["opt_e"])
@@ -445,37 +296,30 @@ class ToyTrainer:
 
     def run(
         self,
-        checkpoint_path: str | Path | None = None,
+        checkpoint_dir: str | Path | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> RunResult:
-        """Train to ``iterations``, resuming from ``checkpoint_path`` if it exists."""
-        # The newest readable checkpoint (a damaged newest one falls back to the previous one).
-        found = None if checkpoint_path is None else load_checkpoint(checkpoint_path, "toy checkpoint")
-        if found is not None:
-            state, used = found
-            if not isinstance(state, dict):
-                raise ToyTrainingError(
-                    f"{str(used)!r} is not a febm toy checkpoint; delete it or use another --out-dir"
-                )
-            if state.get("settings") == self.settings_fingerprint():
-                self.load_state(state)
-            else:  # other toy.train settings or mixture (a config edit): its numbers do not belong here
-                print(
-                    f"febm: warning: {used} was trained with other toy settings; starting over",
-                    file=sys.stderr,
-                )
+        """Train to ``iterations``, resuming from the newest readable state in ``checkpoint_dir`` (see
+        :meth:`checkpoint_dir`); a state of other settings there is refused (``febm.checkpoints``)."""
+        key = self.settings_key
+        if checkpoint_dir is not None:
+            found = checkpoints.load_newest(
+                checkpoint_dir, key, what="febm toy-train", other_folder="--out-dir"
+            )
+            if found is not None:
+                self.load_state(found[1])
         start = time.perf_counter()
         try:
             while self.step < self.iterations:
                 self.train_step()
                 if progress is not None:
                     progress(self.step)
-                if checkpoint_path is not None and (
+                if checkpoint_dir is not None and (
                     self.step % self.settings.checkpoint_every == 0 or self.step == self.iterations
                 ):
-                    save_checkpoint(
-                        checkpoint_path, self.state(self.wall_before + time.perf_counter() - start)
-                    )
+                    state = self.state(self.wall_before + time.perf_counter() - start)
+                    checkpoints.save_state(checkpoint_dir, self.step, state, key)
+                    checkpoints.prune_states(checkpoint_dir, KEEP_CHECKPOINTS)
         except NonFiniteLossError as error:
             raise NonFiniteLossError(
                 f"{self.method} on {self.divergence.name}, seed {self.seed}: {error}"
