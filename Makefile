@@ -53,3 +53,12 @@ lint: setup
 
 clean:
 	rm -rf $(VENV)
+
+# The smoke preset through `--profile profiles/slurm` on a real one-node SLURM that the script installs
+# (Debian's packages, as root), starts and stops itself; about 3 minutes. CI runs it after `make test`.
+# slurm-test-nogpu: the same on a node without GPUs, through profiles/slurm-cpu.
+.PHONY: slurm-test slurm-test-nogpu
+slurm-test: setup
+	bash tests/slurm/run_slurm_smoke.sh gpu
+slurm-test-nogpu: setup
+	bash tests/slurm/run_slurm_smoke.sh nogpu

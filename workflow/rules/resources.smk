@@ -1,0 +1,160 @@
+# ---------------------------------------------------------------------------------------------
+# Cluster resources: what a job asks the scheduler for (profiles/slurm), by preset, so a smoke job
+# does not queue for a 32 GB node. (mem_mb, runtime in minutes) for attempt 1; a retry (attempt 2, 3)
+# asks for that many times more, never beyond the largest node / longest time limit the cluster has.
+# Measured with Snakemake's benchmarks (max_rss and wall time, results/benchmarks/) on 2 shared CPU
+# cores: smoke, every job <= 1.3 GB and <= 35 s; laptop, train_images 1.3 GB and <= 25 min,
+# sample_images 1.1 GB and 5 min. The other figures are estimates, with room for a GPU job's CUDA
+# context (host memory only; the GPU's own memory is not a SLURM request): quick (CIFAR-10, 32 filters)
+# and paper (ResNet32 with 128 filters, 50,000 samples; the data, the 10,000-image replay buffer and
+# the samples are each under 1 GB, so 16 GB is generous).
+# Rules not listed (the 1-D study, the classifier, figures) get the profile's default-resources.
+JOB_RESOURCES = {
+    "smoke": {
+        "gpu_check": (2000, 10),
+        "train_images": (2000, 15),
+        "sample_images": (2000, 15),
+        "score_images": (2000, 15),
+        "fid_stats": (2000, 15),
+    },
+    "laptop": {
+        "gpu_check": (2000, 10),
+        "train_images": (3000, 90),
+        "sample_images": (2000, 30),
+        "score_images": (4000, 30),
+        "fid_stats": (4000, 30),
+    },
+    "quick": {
+        "gpu_check": (2000, 10),
+        "train_images": (6000, 180),
+        "sample_images": (4000, 60),
+        "score_images": (6000, 60),
+        "fid_stats": (6000, 60),
+    },
+    "paper": {
+        "gpu_check": (2000, 10),
+        "train_images": (16000, 1440),  # ~80,000 iterations; a retry resumes from the checkpoint
+        "sample_images": (12000, 720),  # 50,000 samples with the paper's schedule
+        "score_images": (12000, 120),
+        "fid_stats": (12000, 120),
+    },
+}
+# The rules whose jobs ask for a GPU (`gpu=1`, i.e. `sbatch --gpus=1`); profiles/slurm-cpu sets 0.
+GPU_RULES = ("gpu_check", "train_images", "sample_images", "score_images", "fid_stats")
+CPU_PROFILE_HINT = "use `--profile profiles/slurm-cpu` to run the image jobs on CPU nodes"
+
+
+def _on_slurm():
+    """True in the Snakemake that submits SLURM jobs (not inside a job, not in a dry run)."""
+    plugin = workflow.executor_plugin
+    return plugin is not None and plugin.name == "slurm"
+
+
+def _slurm_minutes(limit):
+    """sinfo's time limit ('infinite', '30:00', '2:00:00', '1-12:00:00') in minutes; None if unlimited."""
+    if limit in ("infinite", "UNLIMITED", "n/a", ""):
+        return None
+    days, _, clock = limit.rpartition("-")
+    parts = [int(part) for part in clock.split(":")]
+    if len(parts) == 1:  # bare minutes
+        parts = [0, parts[0], 0]
+    hours, minutes, seconds = [0] * (3 - len(parts)) + parts  # MM:SS or HH:MM:SS
+    return (int(days or 0) * 24 + hours) * 60 + minutes + (1 if seconds else 0)
+
+
+_SLURM_NODES = []
+
+
+def slurm_nodes():
+    """One (partition, gres, memory MB, time limit minutes or None) per node and partition, from sinfo."""
+    import subprocess
+
+    if not _SLURM_NODES:
+        try:
+            listing = subprocess.run(
+                ["sinfo", "--noheader", "--Node", "--format=%R|%G|%m|%l"],
+                capture_output=True, text=True, timeout=60, check=True,
+            ).stdout
+        except (OSError, subprocess.SubprocessError) as error:
+            raise WorkflowError(
+                f"cannot list the cluster's nodes with sinfo ({error}); is SLURM reachable from here?"
+            )
+        for line in listing.splitlines():
+            partition, gres, memory, limit = line.split("|")
+            _SLURM_NODES.append((partition, gres, int(memory.rstrip("+") or 0), _slurm_minutes(limit)))
+    return _SLURM_NODES
+
+
+def _target_nodes(rule):
+    """The nodes a job of `rule` can land on: its partition from the profile's variables, else all."""
+    variables = ["FEBM_SLURM_PARTITION"]
+    if rule in GPU_RULES:
+        variables.insert(0, "FEBM_SLURM_GPU_PARTITION")
+    nodes = slurm_nodes()
+    for variable in variables:
+        partition = os.environ.get(variable, "")
+        if partition:
+            chosen = [node for node in nodes if node[0] == partition]
+            if not chosen:
+                known = ", ".join(sorted({node[0] for node in nodes}))
+                raise WorkflowError(
+                    f"{rule}: partition {partition!r} (from {variable}) is not on this cluster; "
+                    f"sinfo lists: {known}. Set {variable} to one of them or unset it"
+                )
+            return chosen, f"partition {partition!r}"
+    return nodes, "any partition"
+
+
+def gpu_request(rule):
+    """`gpu=1` for `rule`; on SLURM, stops before submitting when no node it can use has a GPU."""
+
+    def gpus(wildcards):
+        if _on_slurm():
+            nodes, where = _target_nodes(rule)
+            if not any("gpu" in node[1] for node in nodes):
+                raise WorkflowError(
+                    f"{rule} asks for gpu=1 (sbatch --gpus=1), but no node in {where} of this cluster "
+                    f"has a GPU (sinfo GRES: {', '.join(sorted({node[1] for node in nodes}))}); "
+                    f"set FEBM_SLURM_GPU_PARTITION to a partition with GPUs, or {CPU_PROFILE_HINT}"
+                )
+        return 1
+
+    return gpus
+
+
+def _request(rule, index):
+    return JOB_RESOURCES[config["preset"]][rule][index]
+
+
+def mem_mb_request(rule):
+    """The preset's memory for `rule` times the attempt; on SLURM at most the largest usable node's."""
+
+    def mem_mb(wildcards, attempt):
+        wanted = _request(rule, 0)
+        if not _on_slurm():
+            return wanted * attempt
+        nodes, where = _target_nodes(rule)
+        largest = max(node[2] for node in nodes)
+        if wanted > largest:
+            raise WorkflowError(
+                f"{rule} needs mem_mb={wanted} at preset {config['preset']!r}, but the largest node in "
+                f"{where} has {largest} MB; choose a partition with bigger nodes (FEBM_SLURM_PARTITION / "
+                f"FEBM_SLURM_GPU_PARTITION), a smaller preset, or --set-resources {rule}:mem_mb=N to insist"
+            )
+        return min(wanted * attempt, largest)
+
+    return mem_mb
+
+
+def runtime_request(rule):
+    """The preset's time limit (minutes) times the attempt; on SLURM at most the partition's limit (a
+    training job cut there resumes from its checkpoint when retried)."""
+
+    def runtime(wildcards, attempt):
+        wanted = _request(rule, 1) * attempt
+        if not _on_slurm():
+            return wanted
+        limits = [node[3] for node in _target_nodes(rule)[0]]
+        return wanted if None in limits else min(wanted, max(limits))
+
+    return runtime
