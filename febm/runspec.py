@@ -146,6 +146,10 @@ def _image_settings(config: Mapping[str, Any], stage: str, dataset: str | None) 
             for key in RESUMABLE_TRAINING_KEYS:
                 section["training"].pop(key, None)
         selected["model"] = section
+        if evaluation["checkpoint_selection"] == "best_is":
+            # The best must be tracked from iteration 0: a run with best-IS selection is a run of its own
+            # (final-checkpoint runs keep their key, and switching back resumes them).
+            selected["best_checkpoint"] = evaluation["best_checkpoint"]
     elif stage == "fid_stats":
         reference = evaluation["reference"]
         selected.update(
@@ -154,7 +158,14 @@ def _image_settings(config: Mapping[str, Any], stage: str, dataset: str | None) 
             subset_seed=reference["subset_seed"],
         )
     elif stage == "sample_images":
-        keys = ("num_samples", "protocol", "sample_seed", "paper_protocol", "plain_protocol", "replay_protocol")
+        keys = (
+            "num_samples",
+            "protocol",
+            "sample_seed",
+            "paper_protocol",
+            "plain_protocol",
+            "replay_protocol",
+        )
         selected.update({key: evaluation[key] for key in keys})
     elif stage == "score_images":
         selected.update(inception=evaluation["inception"], inception_score=evaluation["inception_score"])

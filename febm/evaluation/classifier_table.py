@@ -4,7 +4,8 @@ nothing learnt).
 
 Long format, one line per (method, divergence, metric), the layout the report reads:
 ``dataset, method, divergence, metric, mean, std_over_seeds, n_seeds, seeds, n_samples, iterations,
-train_wall_seconds, classifier_test_accuracy, preset, scale, standin_data``.
+train_wall_seconds, classifier_test_accuracy, preset, scale, standin_data, checkpoint`` (``checkpoint``:
+which checkpoint was scored, final or best_is, with its training iteration per seed).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from febm.errors import FebmError
+from febm.evaluation.tables import checkpoint_label
 from febm.io import write_text_atomic
 
 METRICS = ("conditional_accuracy", "fid", "inception_score")
@@ -26,6 +28,7 @@ REFERENCE_ROWS = {"reference_train": "train split", "reference_noise": "uniform 
 COLUMNS = (
     "dataset", "method", "divergence", "metric", "mean", "std_over_seeds", "n_seeds", "seeds", "n_samples",
     "iterations", "train_wall_seconds", "classifier_test_accuracy", "preset", "scale", "standin_data",
+    "checkpoint",
 )  # fmt: skip
 
 
@@ -82,6 +85,7 @@ def build_rows(
                     "seeds": " ".join(map(str, seeds)),
                     "iterations": " ".join(map(str, iterations)),
                     "train_wall_seconds": statistics.fmean(walls) if walls else None,
+                    "checkpoint": _distinct(checkpoint_label(record) for record in records),
                 }
             )
     for record in references:
@@ -97,6 +101,11 @@ def build_rows(
                 }
             )
     return rows
+
+
+def _distinct(values: Iterable[str]) -> str:
+    """One value if all seeds agree, else every distinct one joined by ';' (as Tables 1-2)."""
+    return ";".join(dict.fromkeys(values))
 
 
 def _common(record: Mapping[str, Any]) -> dict[str, Any]:

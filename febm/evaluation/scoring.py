@@ -162,6 +162,14 @@ def score_image_set(
         raise ScoringError(
             f"the samples are from {labels['dataset']!r} but the reference statistics are {reference.get('dataset')!r}"
         )
+    selection = fact("checkpoint_selection", "final")
+    if selection != evaluation["checkpoint_selection"]:
+        print(
+            f"febm score: warning: evaluation.checkpoint_selection is {evaluation['checkpoint_selection']!r} "
+            f"but the samples come from a {selection!r} checkpoint ({metadata.get('checkpoint')}); the score "
+            "states the checkpoint's own selection",
+            file=sys.stderr,
+        )
     # Fewer samples than feature dimensions (smoke runs): the exact n x n form needs the features.
     small_set = len(image_set.images) <= mu_ref.size
     outputs = _inception_pass(image_set.images, weights_path, evaluation, "samples", keep_pool3=small_set)
@@ -186,7 +194,11 @@ def score_image_set(
         "protocol": metadata.get("protocol", "unknown"),
         "protocol_settings": metadata.get("settings", metadata.get("protocol_settings")),
         "checkpoint": metadata.get("checkpoint"),
-        "checkpoint_selection": fact("checkpoint_selection", evaluation["checkpoint_selection"]),
+        # What the sampled checkpoint states about itself (model.pt / model_best.pt, febm train-images):
+        # files without the field are final ones. The config's choice is what the workflow wired up.
+        "checkpoint_selection": selection,
+        "checkpoint_iteration": fact("iterations"),
+        "best_checkpoint": fact("best_checkpoint"),
         "training_iterations": fact("iterations"),
         "reference": {
             "path": str(ref_stats),

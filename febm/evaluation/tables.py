@@ -2,7 +2,8 @@
 
 One row per (method, divergence) we ran, then the paper's rows we did not run (the GAN baselines of
 Table 1 are cited from the paper and marked as such). Every row states how its numbers were made:
-samples per run, reference set, preprocessing, sampling protocol, checkpoint selection, preset, and
+samples per run, reference set, preprocessing, sampling protocol, checkpoint selection (final or best_is,
+with the training iteration of the scored checkpoint, one value per seed where they differ), preset, and
 whether the Inception weights or data were stand-ins.
 """
 
@@ -102,6 +103,18 @@ def _joined(records: Sequence[Mapping[str, Any]], getter) -> str:
     return ";".join(values)
 
 
+def checkpoint_label(record: Mapping[str, Any]) -> str:
+    """Which checkpoint a score is of, with its training iteration: ``final (iteration 80000)``,
+    ``best_is (iteration 45900)``. Score files that predate the field: from the sampled file's name."""
+    selection = record.get("checkpoint_selection")
+    if selection is None:
+        selection = (
+            "best_is" if Path(str(record.get("checkpoint") or "")).name == "model_best.pt" else "final"
+        )
+    iteration = record.get("checkpoint_iteration", record.get("training_iterations"))
+    return selection if iteration is None else f"{selection} (iteration {iteration})"
+
+
 def _row_order(key: tuple[str, str], paper_order: Sequence[tuple[str, str]]) -> tuple[int, int, str]:
     """Cited baselines first in the paper's order, then CD, then f-EBM by divergence (the paper's layout)."""
     method, divergence = key
@@ -157,7 +170,7 @@ def build_table(
             row["reference_n"] = _joined(records, lambda record: record["reference"].get("n"))
             row["preprocessing"] = _joined(records, lambda record: record.get("preprocessing"))
             row["protocol"] = _joined(records, lambda record: record.get("protocol"))
-            row["checkpoint_selection"] = _joined(records, lambda record: record.get("checkpoint_selection"))
+            row["checkpoint_selection"] = _joined(records, checkpoint_label)
             row["preset"] = _joined(records, lambda record: record.get("preset") or preset)
             row["scale"] = _joined(records, lambda record: record.get("scale"))
             row["standin_weights"] = any(record.get("standin_weights") for record in records)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -55,7 +56,15 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         default=None,
         help="classifier .pt (febm train-classifier) that scores the replay buffer every "
-        "training.monitor_interval iterations into monitor.csv",
+        "training.monitor_interval iterations into monitor.csv (and, on Fashion-MNIST with "
+        "evaluation.checkpoint_selection: best_is, selects the best checkpoint)",
+    )
+    train.add_argument(
+        "--inception-weights",
+        type=Path,
+        default=None,
+        help="Inception weights (febm fetch-inception) for best-IS checkpoint selection on CIFAR-10 / CelebA "
+        "(evaluation.checkpoint_selection: best_is; default: evaluation.inception.weights, the hub cache)",
     )
     train.set_defaults(handler=train_images_command)
 
@@ -122,8 +131,9 @@ def train_images_command(args: argparse.Namespace) -> int:
         from febm.images.monitor import ClassifierMonitor
 
         scorer = ClassifierMonitor(args.classifier, args.data)
+    config = load_config(args.config)
     metrics = train_images(
-        load_config(args.config),
+        config,
         dataset=args.dataset,
         method=args.method,
         divergence=args.divergence,
@@ -132,6 +142,7 @@ def train_images_command(args: argparse.Namespace) -> int:
         out_dir=args.out_dir,
         checkpoint_dir=args.checkpoint_dir,
         scorer=scorer,
+        best_scorer=_best_scorer(config, args, scorer),
     )
     if metrics:
         print(
@@ -140,6 +151,25 @@ def train_images_command(args: argparse.Namespace) -> int:
             )
         )
     return 0
+
+
+def _best_scorer(config: dict, args: argparse.Namespace, classifier_monitor: Any) -> Any:
+    """The best-IS scorer (febm.images.monitor): None unless evaluation.checkpoint_selection is best_is."""
+    if config["evaluation"]["checkpoint_selection"] != "best_is":
+        return None
+    if args.dataset == "fashion_mnist":  # no Inception statistics: the classifier's IS formula
+        if classifier_monitor is None:
+            from febm.images.monitor import ClassifierMonitor
+
+            if args.classifier is None:
+                return None  # train_images names the missing argument
+            classifier_monitor = ClassifierMonitor(args.classifier, args.data)
+        return classifier_monitor
+    from febm.evaluation.weights import resolve_weights_path
+    from febm.images.monitor import InceptionScorer
+
+    weights = resolve_weights_path(args.inception_weights, config["evaluation"]["inception"]["weights"])
+    return InceptionScorer(weights, config["evaluation"], device=config["images"]["device"])
 
 
 def sample_command(args: argparse.Namespace) -> int:

@@ -1,8 +1,10 @@
 """``febm train-images``: a whole training run with resume, logging, checkpoints and result files.
 
 Outputs (rank 0): ``OUT/model.pt`` (final energy network), ``OUT/metrics.json``, ``OUT/train_log.csv``,
-``OUT/samples.png``. In the checkpoint folder: ``state_<iteration>_rank<r>.pt`` (the newest
-``keep_checkpoints``), the live ``train_log.csv`` and ``samples_latest.png``.
+``OUT/samples.png``, ``OUT/monitor.csv``, ``OUT/replay.npz``; with ``evaluation.checkpoint_selection: best_is``
+also ``OUT/model_best.pt`` and ``OUT/replay_best.npz`` (the best-IS checkpoint, :mod:`febm.images.monitor`).
+In the checkpoint folder: ``state_<iteration>_rank<r>.pt`` (the newest ``keep_checkpoints``; the best so
+far is part of it), the live ``train_log.csv``, ``samples_latest.png`` and ``model_best.pt``.
 A restarted job resumes from the newest readable checkpoint; a finished run only rewrites its outputs.
 """
 
@@ -13,9 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from febm import checkpoints
 from febm.config import config_hash
 from febm.errors import FebmError
-from febm.images import checkpoint as ckpt
+from febm.images.checkpoint import save_energy_model
 from febm.images.data import DATASETS, ImageData, load_cache
 from febm.images.distributed import (
     DeviceError,
@@ -26,16 +29,24 @@ from febm.images.distributed import (
     stop_processes,
 )
 from febm.images.grid import save_grid
-from febm.images.monitor import MONITOR_FIELDS, Scorer, score_buffer
-from febm.images.networks import parameter_count
+from febm.images.monitor import MONITOR_FIELDS, BestCheckpoint, Scorer, best_summary, score_buffer
+from febm.images.networks import build_energy_network, parameter_count
 from febm.images.replay import save_replay_chains
 from febm.images.train_log import LOG_FIELDS, TrainLog, csv_text
-from febm.images.training import METHODS, ImageTrainer, TrainingDivergedError, TrainSettings
+from febm.images.training import (
+    METHODS,
+    SHARED_STATE_KEYS,
+    ImageTrainer,
+    TrainingDivergedError,
+    TrainSettings,
+)
 from febm.io import provenance, write_json_atomic, write_text_atomic
 from febm.objectives import NonFiniteLossError
 from febm.runspec import RunSpec, resume_key
 
 SUMMARY_WINDOW = 100
+BEST_MODEL = "model_best.pt"
+BEST_REPLAY = "replay_best.npz"
 
 
 class RunSetupError(FebmError):
@@ -79,28 +90,28 @@ def describe_scale(config: dict[str, Any], settings: TrainSettings, world_size: 
 
 
 def resume(trainer: ImageTrainer, checkpoint_dir: Path, context: ProcessContext, key: str) -> int:
-    """Load the newest checkpoint every rank can read; returns its iteration (0 for a fresh run)."""
-    found = ckpt.latest_loadable_iteration(checkpoint_dir, context.rank)
+    """Load the newest checkpoint every rank can read; returns its iteration (0 for a fresh run).
+
+    Damaged files fall back to older ones; states of other settings are refused (``febm.checkpoints``)."""
+    options = {"shared_keys": SHARED_STATE_KEYS, "what": "febm train-images"}
+    found = checkpoints.load_newest(
+        checkpoint_dir, key, context.rank, other_folder="--checkpoint-dir", **options
+    )
     iteration = agree_on_minimum(context, found[0] if found else 0)
     if iteration == 0:
         return 0
     state = found[1] if found and found[0] == iteration else None
+    if state is None:  # another rank could not read this rank's newest: the newest they all can
+        state = checkpoints.read_state(checkpoint_dir, iteration, context.rank, **options)
     if state is None:
-        state = ckpt.try_load_training_state(checkpoint_dir, iteration, context.rank)
-    if state is None:
-        raise ckpt.CheckpointError(
+        raise checkpoints.CheckpointError(
             f"no readable checkpoint at iteration {iteration} in {str(checkpoint_dir)!r}"
         )
-    saved_key = state.get("settings_key")
-    if saved_key is not None and saved_key != key:
-        raise ckpt.CheckpointError(
-            f"the checkpoints in {str(checkpoint_dir)!r} belong to a run with other settings (method, "
-            "divergence, seed or images.<dataset> keys); use another --checkpoint-dir or delete that folder"
-        )
+    checkpoints.check_settings(state, key, checkpoint_dir, "--checkpoint-dir")
     try:
         trainer.load_state(state)
     except (KeyError, TypeError, ValueError, RuntimeError) as error:  # RuntimeError: shape mismatch
-        raise ckpt.CheckpointError(
+        raise checkpoints.CheckpointError(
             f"the checkpoint of iteration {iteration} in {str(checkpoint_dir)!r} does not fit this run "
             f"({type(error).__name__}: {str(error).splitlines()[0][:160]}); use another --checkpoint-dir "
             "or delete that folder"
@@ -119,12 +130,11 @@ def save_checkpoint(
     trainer: ImageTrainer, checkpoint_dir: Path, context: ProcessContext, keep: int, key: str
 ) -> None:
     state = trainer.local_state()
-    state["settings_key"] = key
     if context.is_main:
         state.update(trainer.shared_state())
-    ckpt.save_training_state(checkpoint_dir, trainer.iteration, context.rank, state)
+    checkpoints.save_state(checkpoint_dir, trainer.iteration, state, key, context.rank)
     barrier(context)  # every rank's file exists before any older one is deleted
-    ckpt.prune_training_states(checkpoint_dir, context.rank, keep)
+    checkpoints.prune_states(checkpoint_dir, keep, context.rank)
 
 
 # --- the run ------------------------------------------------------------------------------------
@@ -141,11 +151,14 @@ def train_images(
     out_dir: Path,
     checkpoint_dir: Path,
     scorer: Scorer | None = None,
+    best_scorer: Scorer | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) one run and write its result files; returns metrics (rank 0) or {}.
 
     ``scorer`` (:mod:`febm.images.monitor`) scores the newest replay-buffer chains every
-    ``training.monitor_interval`` iterations into ``monitor.csv``."""
+    ``training.monitor_interval`` iterations into ``monitor.csv``; ``best_scorer`` (needed with
+    ``evaluation.checkpoint_selection: best_is``) scores them every ``evaluation.best_checkpoint.interval``
+    iterations for best-IS checkpoint selection (its ``evaluation.best_checkpoint.score`` entry)."""
     check_arguments(config, dataset, method, divergence)
     section = config["images"][dataset]
     context = start_processes(config["images"]["device"])
@@ -161,8 +174,16 @@ def train_images(
                 f"images.{dataset}.training.monitor_interval is set but no scorer was given; pass "
                 "--classifier (the .pt of febm train-classifier) or set monitor_interval: 0"
             )
+        best = None
+        if config["evaluation"]["checkpoint_selection"] == "best_is":
+            if best_scorer is None:
+                raise RunSetupError(
+                    "evaluation.checkpoint_selection is best_is but no best-checkpoint scorer was given; pass "
+                    "--inception-weights (CIFAR-10, CelebA) or --classifier (Fashion-MNIST), or select final"
+                )
+            best = BestCheckpoint(best_scorer, **config["evaluation"]["best_checkpoint"])
         return _train(
-            config, settings, data.to(context.device), context, out_dir, checkpoint_dir, dataset, scorer
+            config, settings, data.to(context.device), context, out_dir, checkpoint_dir, dataset, scorer, best
         )
     finally:
         stop_processes(context)
@@ -189,6 +210,7 @@ def _train(
     checkpoint_dir: Path,
     dataset: str,
     scorer: Scorer | None,
+    best: BestCheckpoint | None,
 ) -> dict[str, Any]:
     from tqdm import tqdm
 
@@ -229,6 +251,19 @@ def _train(
                 if row is not None:
                     monitor_log.append(row)
                     monitor_log.flush()
+            final = done == settings.iterations
+            # Rank 0 selects (as the original's process 0), before the state is saved, so it holds the best.
+            if best is not None and context.is_main and best.due(done, final, trainer.best):
+                improved = best.consider(trainer.best, trainer.buffer, trainer.energy, done)
+                if improved is not None:
+                    trainer.best = improved
+                    # The live copy; the result file is written from the training state at the end.
+                    _save_best_model(
+                        checkpoint_dir / BEST_MODEL,
+                        trainer,
+                        _model_meta(config, settings, trainer, dataset),
+                        best,
+                    )
             if done % training_section["checkpoint_interval"] == 0 or done == settings.iterations:
                 if log is not None:
                     log.flush()
@@ -244,11 +279,13 @@ def _train(
     if not context.is_main:
         return {}
     write_text_atomic(out_dir / "monitor.csv", csv_text(monitor_log.rows(), MONITOR_FIELDS))
-    return _write_outputs(config, settings, trainer, log, out_dir, dataset, resumed_from, started, context)
+    return _write_outputs(
+        config, settings, trainer, log, out_dir, dataset, resumed_from, started, context, best
+    )
 
 
 def _last_good(checkpoint_dir: Path) -> str:
-    saved = ckpt.saved_iterations(checkpoint_dir)
+    saved = checkpoints.saved_iterations(checkpoint_dir)
     if not saved:
         return "no checkpoint was written yet; lower images.*.training.lr or enable exp_clamp and rerun"
     return (
@@ -257,19 +294,11 @@ def _last_good(checkpoint_dir: Path) -> str:
     )
 
 
-def _write_outputs(
-    config: dict[str, Any],
-    settings: TrainSettings,
-    trainer: ImageTrainer,
-    log: TrainLog,
-    out_dir: Path,
-    dataset: str,
-    resumed_from: int,
-    started: float,
-    context: ProcessContext,
+def _model_meta(
+    config: dict[str, Any], settings: TrainSettings, trainer: ImageTrainer, dataset: str
 ) -> dict[str, Any]:
-    rows = log.rows()
-    meta = {
+    """What model.pt (and model_best.pt) state about the network they hold."""
+    return {
         "dataset": dataset,
         "method": settings.method,
         "divergence": settings.divergence,
@@ -284,10 +313,61 @@ def _write_outputs(
         "standin_data": bool(trainer.data.standin),
         "preset": config["preset"],
         "config_hash": config_hash(config),
+        "checkpoint_selection": "final",
     }
-    ckpt.save_energy_model(out_dir / "model.pt", trainer.energy, meta)
+
+
+def _save_best_model(
+    path: Path, trainer: ImageTrainer, meta: dict[str, Any], best: BestCheckpoint
+) -> dict[str, Any]:
+    """Write the best checkpoint so far (model.pt's format) to ``path``; returns what it states.
+
+    A run that was never scored (its buffer never held two chains) keeps the final network, labelled so."""
+    network = trainer.energy
+    if trainer.best is not None:
+        network = build_energy_network(trainer.settings.network)
+        network.load_state_dict(trainer.best["energy"])
+    summary = {
+        **best_summary(trainer.best),
+        "metric": best.metric,
+        "interval": best.interval,
+        "samples_per_scoring": best.samples,
+        "final_iteration": trainer.iteration,
+        "never_scored": trainer.best is None,
+    }
+    best_meta = {**meta, "checkpoint_selection": "best_is", "best_checkpoint": summary}
+    if trainer.best is not None:
+        best_meta["iterations"] = trainer.best["iteration"]
+    save_energy_model(path, network, best_meta)
+    return summary
+
+
+def _write_outputs(
+    config: dict[str, Any],
+    settings: TrainSettings,
+    trainer: ImageTrainer,
+    log: TrainLog,
+    out_dir: Path,
+    dataset: str,
+    resumed_from: int,
+    started: float,
+    context: ProcessContext,
+    best: BestCheckpoint | None,
+) -> dict[str, Any]:
+    rows = log.rows()
+    meta = _model_meta(config, settings, trainer, dataset)
+    save_energy_model(out_dir / "model.pt", trainer.energy, meta)
     # The chains the run ended with, for the `replay` evaluation protocol (rank 0's buffer).
     save_replay_chains(out_dir / "replay.npz", *trainer.buffer.newest(len(trainer.buffer)), trainer.iteration)
+    best_record = None
+    if best is not None:
+        best_record = _save_best_model(out_dir / BEST_MODEL, trainer, meta, best)
+        if trainer.best is None:
+            chains, iteration = trainer.buffer.newest(len(trainer.buffer)), trainer.iteration
+        else:
+            chains = (trainer.best["replay_images"], trainer.best["replay_labels"])
+            iteration = trainer.best["iteration"]
+        save_replay_chains(out_dir / BEST_REPLAY, *chains, iteration)
     write_text_atomic(out_dir / "train_log.csv", csv_text(rows))
     if trainer.last_negatives is None:  # finished run reloaded: draw fresh grid samples from the buffer
         starts, _ = trainer.buffer.chain_starts(
@@ -302,6 +382,9 @@ def _write_outputs(
         "world_size": context.world_size,
         "parameter_count": parameter_count(trainer.energy),
         "resumed_from_iteration": resumed_from,
+        # Which checkpoint evaluation scores (evaluation.checkpoint_selection) and, for best_is, which one.
+        "checkpoint_selection": "best_is" if best is not None else "final",
+        "best_checkpoint": best_record,
         "wall_seconds": time.time() - started,
         "final_window": _window_means(window),
         "provenance": provenance(),

@@ -31,13 +31,16 @@ from febm.divergences import get_divergence
 from febm.errors import FebmError
 from febm.images.data import ImageData, batch_indices, dequantise
 from febm.images.networks import NetworkConfig, ResNet32Energy, build_energy_network
-from febm.images.optim import ClippedAdam
 from febm.images.replay import ReplayBuffer
 from febm.images.sampler import LangevinSettings, langevin_with, precision_context
 from febm.images.spectral import power_iteration_
 from febm.objectives import Objective, contrastive_divergence_loss, energy_loss, l2_penalty, variational_loss
+from febm.optim import ORIGINAL_ADAM, ClippedAdam
 
 METHODS = ("febm", "cd")
+# What rank 0's checkpoint file carries for every rank (ImageTrainer.shared_state); "best": the best-IS
+# checkpoint so far (febm.images.monitor.BestCheckpoint), present only where that selection is on.
+SHARED_STATE_KEYS = ("energy", "variational", "optimiser_energy", "optimiser_variational", "best")
 
 
 class TrainingDivergedError(FebmError):
@@ -146,6 +149,10 @@ class ImageTrainer:
         self.generator = torch.Generator(self.device).manual_seed(settings.seed * 7919 + rank)
         self.iteration = 0
         self.last_negatives: Tensor | None = None
+        # Best-IS selection (febm.images.monitor.BestCheckpoint.state): score, iteration, the energy
+        # network and the replay chains at that point; None until the first scoring. Part of the state,
+        # so a resumed run keeps its best.
+        self.best: dict[str, Any] | None = None
 
     # --- construction ---------------------------------------------------------------------------
     def _build(self) -> ResNet32Energy:
@@ -160,6 +167,7 @@ class ImageTrainer:
             eps=s.eps,
             clip_std=s.grad_clip_std,
             clip_floor=s.grad_clip_floor,
+            convention=ORIGINAL_ADAM,  # the original's custom_adam.py (docs/original-code.md section 6)
         )
 
     def _distributed(self, network: nn.Module, world_size: int) -> nn.Module:
@@ -303,12 +311,13 @@ class ImageTrainer:
         if self.variational is not None:
             state["variational"] = self.variational.state_dict()
             state["optimiser_variational"] = self.optimiser_variational.state_dict()
+        if self.best is not None:
+            state["best"] = self.best
         return state
 
     def local_state(self) -> dict[str, Any]:
-        """Per rank: replay buffer, generator, iteration."""
+        """Per rank: replay buffer, generator (the iteration is the checkpoint file's own field)."""
         return {
-            "iteration": self.iteration,
             "replay": self.buffer.state_dict(),
             "generator": self.generator.get_state(),
         }
@@ -322,6 +331,7 @@ class ImageTrainer:
         self.buffer.load_state_dict(state["replay"])
         self.generator.set_state(state["generator"])
         self.iteration = int(state["iteration"])
+        self.best = state.get("best")
 
 
 def _means(**outputs: Tensor) -> dict[str, float]:
