@@ -8,15 +8,16 @@ import json
 import pytest
 import torch
 
+from febm import checkpoints
 from febm.cli import main
 from febm.config import validate
 from febm.images import checkpoint as ckpt
 from febm.images import training
 from febm.images.data import ImageData
 from febm.images.distributed import DeviceError
-from febm.images.optim import ClippedAdam
 from febm.images.run import train_images
 from febm.images.training import ImageTrainer, TrainingDivergedError, TrainSettings
+from febm.optim import ClippedAdam
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
@@ -85,12 +86,12 @@ def test_resumed_run_continues_bit_identically(cifar10_standin_npz, tmp_path, mo
     with pytest.raises(KeyboardInterrupt):
         _train(config, cifar10_standin_npz, tmp_path, "resumed")
     monkeypatch.setattr(ImageTrainer, "step", real_step)
-    assert ckpt.saved_iterations(tmp_path / "resumed" / "ckpt") == [3]
+    assert checkpoints.saved_iterations(tmp_path / "resumed" / "ckpt") == [3]
     metrics = _train(config, cifar10_standin_npz, tmp_path, "resumed")
     assert metrics["resumed_from_iteration"] == 3
 
-    straight = ckpt.try_load_training_state(tmp_path / "straight" / "ckpt", 6, 0)
-    resumed = ckpt.try_load_training_state(tmp_path / "resumed" / "ckpt", 6, 0)
+    straight = checkpoints.read_state(tmp_path / "straight" / "ckpt", 6, 0)
+    resumed = checkpoints.read_state(tmp_path / "resumed" / "ckpt", 6, 0)
     assert _states_equal(straight, resumed)
     logs = [
         (tmp_path / name / "out" / "train_log.csv").read_text().splitlines()
@@ -100,11 +101,12 @@ def test_resumed_run_continues_bit_identically(cifar10_standin_npz, tmp_path, mo
     assert strip_seconds[0] == strip_seconds[1] and len(logs[0]) == 7
 
     # A truncated newest checkpoint falls back to the previous one; finishing again gives the same model.
-    newest = ckpt.state_path(tmp_path / "resumed" / "ckpt", 6, 0)
+    newest = checkpoints.state_path(tmp_path / "resumed" / "ckpt", 6, 0)
     newest.write_bytes(newest.read_bytes()[:1000])
-    assert ckpt.latest_loadable_iteration(tmp_path / "resumed" / "ckpt", 0)[0] == 3
+    assert checkpoints.load_newest(tmp_path / "resumed" / "ckpt", straight["settings_key"])[0] == 3
+    assert (newest.parent / (newest.name + ".damaged")).is_file()  # set aside, with a warning
     _train(config, cifar10_standin_npz, tmp_path, "resumed")
-    assert _states_equal(straight, ckpt.try_load_training_state(tmp_path / "resumed" / "ckpt", 6, 0))
+    assert _states_equal(straight, checkpoints.read_state(tmp_path / "resumed" / "ckpt", 6, 0))
 
 
 def test_outputs_and_sample_command(cifar10_standin_npz, tmp_path):
@@ -135,7 +137,7 @@ def test_outputs_and_sample_command(cifar10_standin_npz, tmp_path):
     model, meta = ckpt.load_energy_model(out / "model.pt", "cpu")
     assert meta["method"] == "cd" and meta["standin_data"] is True and model.conditional
     with pytest.raises(ckpt.CheckpointError, match="not a febm image energy model"):
-        ckpt.load_energy_model(ckpt.state_path(ckpt_dir, 3, 0), "cpu")
+        ckpt.load_energy_model(checkpoints.state_path(ckpt_dir, 3, 0), "cpu")
     with (out / "train_log.csv").open() as handle:
         assert [row["iteration"] for row in csv.DictReader(handle)] == ["0.0", "1.0", "2.0"]
 
@@ -188,11 +190,11 @@ def test_outputs_and_sample_command(cifar10_standin_npz, tmp_path):
 
 def test_exploding_energies_stop_and_keep_the_last_good_checkpoint(cifar10_standin_npz, tmp_path):
     _train(_config(iterations=3), cifar10_standin_npz, tmp_path, "run")
-    kept = ckpt.state_path(tmp_path / "run" / "ckpt", 3, 0).read_bytes()
+    kept = checkpoints.state_path(tmp_path / "run" / "ckpt", 3, 0).read_bytes()
     with pytest.raises(TrainingDivergedError, match=r"iteration 3.*last good checkpoint \(iteration 3\)"):
         _train(_config(iterations=6, energy_limit=1e-6), cifar10_standin_npz, tmp_path, "run")
-    assert ckpt.saved_iterations(tmp_path / "run" / "ckpt") == [3]
-    assert ckpt.state_path(tmp_path / "run" / "ckpt", 3, 0).read_bytes() == kept
+    assert checkpoints.saved_iterations(tmp_path / "run" / "ckpt") == [3]
+    assert checkpoints.state_path(tmp_path / "run" / "ckpt", 3, 0).read_bytes() == kept
 
 
 def test_paper_scale_on_cpu_stops_at_once_naming_the_quick_preset(cifar10_standin_npz, tmp_path):
@@ -346,8 +348,8 @@ def test_monitor_scores_the_buffer_without_changing_training_and_survives_a_resu
         scorer=scorer,
     )  # fmt: skip
     # Reading the buffer draws no random numbers: the monitored run ends in the same training state.
-    plain_state = ckpt.try_load_training_state(tmp_path / "plain" / "ckpt", 6, 0)
-    assert _states_equal(plain_state, ckpt.try_load_training_state(tmp_path / "mon" / "ckpt", 6, 0))
+    plain_state = checkpoints.read_state(tmp_path / "plain" / "ckpt", 6, 0)
+    assert _states_equal(plain_state, checkpoints.read_state(tmp_path / "mon" / "ckpt", 6, 0))
     rows = (tmp_path / "mon" / "out" / "monitor.csv").read_text().splitlines()
     assert rows[0] == "iteration,conditional_accuracy,fid,inception_score"
     # Warm-up (2 iterations) leaves the buffer empty, so the first row is after iteration 4.

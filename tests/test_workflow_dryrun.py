@@ -75,6 +75,7 @@ def expected_counts(config: dict) -> dict[str, int]:
         "toy_convergence": toy_divergences,
         "toy_stability": toy_divergences,
         "toy_table": 1,
+        "toy_check": 1,  # after Table 5: fails the workflow if any run was recorded as failed
         "toy_figure": 4,
         "prepare_data": datasets,
         "fid_stats": datasets,
@@ -138,7 +139,7 @@ def test_named_targets_are_listed(tmp_path, snakemake):
 def test_one_table_builds_only_what_it_needs_and_the_resolved_config_is_stable(tmp_path, snakemake):
     status, output = snakemake(tmp_path, "--dry-run", "table5")
     assert status == 0, output
-    assert set(job_counts(output)) == {"toy_optimum", "toy_train", "table5", "toy_table"}
+    assert set(job_counts(output)) == {"toy_optimum", "toy_train", "table5", "toy_table", "toy_check"}
     resolved = tmp_path / "results" / "config" / "resolved.yaml"
     assert yaml.safe_load(resolved.read_text()) == load_config([PAPER_CONFIG])  # every default filled
     written = resolved.stat().st_mtime_ns
@@ -198,7 +199,7 @@ def test_slurm_profile_plans_gpu_jobs_with_account_from_the_environment(tmp_path
     jobs = output.split("\nrule ")
     train = next(job for job in jobs if job.startswith("train_images:"))
     assert "gpu=1" in train and "slurm_account=proj42" in train and "slurm_partition=gpu-a100" in train
-    assert "runtime=1440" in train  # attempt 1; the profile multiplies by attempt on retries
+    assert "runtime=15" in train  # attempt 1; the profile multiplies by attempt on retries
     toy = next(job for job in jobs if job.startswith("toy_train:"))
     assert "gpu=" not in toy and "slurm_partition=," in toy  # unset partition: the cluster default
 

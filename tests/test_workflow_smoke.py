@@ -143,7 +143,7 @@ def test_adding_seeds_plans_only_the_new_runs_and_what_reads_them(smoke_run):
     trained = jobs_of(jobs, "train_images")
     assert len(trained) == 6 and all(w.endswith("seed=1") for w in trained)  # 3 datasets x (JS, CD)
     assert rules_of(jobs) <= AGGREGATES | {
-        "toy_train", "toy_stability", "toy_table", "toy_figure", "train_images", "sample_images",
+        "toy_train", "toy_stability", "toy_table", "toy_check", "toy_figure", "train_images", "sample_images",
         "score_images", "classifier_score", "sample_grid", "image_table", "classifier_table", "classifier_curve",
     }  # fmt: skip
     assert len(jobs_of(jobs, "score_images")) == 4 and len(jobs_of(jobs, "classifier_score")) == 2

@@ -95,6 +95,7 @@ TOY_OPTIMUM = "results/toy/optimum/{toy_divergence}.json"
 TOY_RUN_DIR = "results/toy/runs/{toy_method}/{toy_divergence}/seed{seed}"
 TOY_CONVERGENCE = "results/toy/convergence/{toy_divergence}.csv"
 TOY_STABILITY = "results/toy/stability/{toy_divergence}.json"
+TOY_CHECK = "results/toy/check.json"  # written by toy_check only when no 1-D run failed
 TABLE = "results/tables/table{table}.csv"
 FIGURE_PNG = "results/figures/figure{figure}.png"
 FIGURE_PDF = "results/figures/figure{figure}.pdf"
@@ -150,7 +151,7 @@ def toy_products():
     """What `all` builds for the 1-D study (nothing when toy.enabled is false)."""
     if not TOY_ENABLED:
         return []
-    return [TABLE.format(table=5), *toy_figures(), *toy_stability_files()]
+    return [TABLE.format(table=5), *toy_figures(), *toy_stability_files(), TOY_CHECK]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,7 +13,9 @@ rule fid_stats:
         settings=dataset_settings_key("fid_stats"),
     threads: IMAGE_THREADS
     resources:
-        gpu=1,
+        gpu=gpu_request("fid_stats"),
+        mem_mb=mem_mb_request("fid_stats"),
+        runtime=runtime_request("fid_stats"),
     wildcard_constraints:
         dataset=_alternatives(INCEPTION_DATASETS),
     log:
@@ -26,24 +28,27 @@ rule fid_stats:
 
 
 rule sample_images:
-    """Draw the evaluation samples of one trained energy network with Langevin dynamics."""
+    """Draw the evaluation samples of one trained energy network with Langevin dynamics: model.pt, or
+    model_best.pt (and its chains) with evaluation.checkpoint_selection: best_is."""
     input:
         config=ancient(RESOLVED_CONFIG),
-        model=f"{IMAGE_RUN_DIR}/model.pt",
-        replay=f"{IMAGE_RUN_DIR}/replay.npz",
+        model=EVALUATED_MODEL,
+        replay=EVALUATED_REPLAY,
     output:
         IMAGE_SAMPLES,
     params:
         settings=settings_key("sample_images"),
         num_samples=config["evaluation"]["num_samples"],
         protocol=config["evaluation"]["protocol"],
-        # Only the replay protocol reads the run's final chains.
+        # Only the replay protocol reads the run's chains (final, or those of the best-IS checkpoint).
         replay=lambda wildcards, input: (
             f"--replay {input.replay}" if config["evaluation"]["protocol"] == "replay" else ""
         ),
     threads: IMAGE_THREADS
     resources:
-        gpu=1,
+        gpu=gpu_request("sample_images"),
+        mem_mb=mem_mb_request("sample_images"),
+        runtime=runtime_request("sample_images"),
     log:
         log_path("sample_images", "{dataset}_{image_method}_{image_divergence}_seed{seed}"),
     benchmark:
@@ -66,7 +71,9 @@ rule score_images:
         settings=settings_key("score_images"),
     threads: IMAGE_THREADS
     resources:
-        gpu=1,
+        gpu=gpu_request("score_images"),
+        mem_mb=mem_mb_request("score_images"),
+        runtime=runtime_request("score_images"),
     wildcard_constraints:
         dataset=_alternatives(INCEPTION_DATASETS),
     log:
