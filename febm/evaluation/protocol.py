@@ -21,7 +21,7 @@ the image shape (C, 32, 32) comes from the network's config (:func:`image_shape_
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
@@ -262,16 +262,50 @@ def sample_plain_protocol(
     """
     settings, device = _checked_arguments(PlainProtocolSettings, settings, generator, device)
     image_shape = image_shape or image_shape_of(energy)
-    images, labels = [], []
-    for start in tqdm(
-        range(0, n, settings.batch_size), desc="plain protocol", unit="batch", disable=not progress
-    ):
-        count = min(settings.batch_size, n - start)
+    labels: list[Tensor] = []
+
+    def fresh_chains(start: int, count: int) -> tuple[Tensor, Tensor | None]:
         chain_labels = _random_labels(count, num_classes, generator, device)
+        labels.append(chain_labels.cpu())
+        return uniform_noise(count, image_shape, device, generator), chain_labels if num_classes else None
+
+    images = advance_in_batches(
+        energy,
+        n,
+        fresh_chains,
+        settings,
+        generator,
+        desc="plain protocol",
+        progress=progress,
+        **sampler_options,
+    )
+    return ProtocolSamples(
+        images=images,
+        labels=torch.cat(labels).numpy() if num_classes else None,
+        record={"protocol": "plain", "settings": asdict(settings)},
+    )
+
+
+def advance_in_batches(
+    energy: nn.Module,
+    n: int,
+    make_batch: Callable[[int, int], tuple[Tensor, Tensor | None]],
+    settings: Any,
+    generator: torch.Generator,
+    *,
+    desc: str,
+    progress: bool,
+    **sampler_options: Any,
+) -> np.ndarray:
+    """``n`` chains, ``settings.batch_size`` at a time: ``make_batch(start, count)`` gives the starts and
+    labels (None: unconditional), ``settings.steps`` Langevin steps run, floor(256 x) as uint8 NHWC."""
+    images = []
+    for start in tqdm(range(0, n, settings.batch_size), desc=desc, unit="batch", disable=not progress):
+        starts, chain_labels = make_batch(start, min(settings.batch_size, n - start))
         advanced = langevin(
             energy,
-            uniform_noise(count, image_shape, device, generator),
-            chain_labels if num_classes else None,
+            starts,
+            chain_labels,
             steps=settings.steps,
             step_size=settings.step_size,
             noise_std=settings.noise_std,
@@ -280,12 +314,7 @@ def sample_plain_protocol(
             **sampler_options,
         )
         images.append(quantise_to_uint8(advanced).cpu())
-        labels.append(chain_labels.cpu())
-    return ProtocolSamples(
-        images=torch.cat(images).numpy(),
-        labels=torch.cat(labels).numpy() if num_classes else None,
-        record={"protocol": "plain", "settings": asdict(settings)},
-    )
+    return torch.cat(images).numpy()
 
 
 def plain_protocol(

@@ -18,15 +18,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from febm.images.replay import ReplayChains, ReplayFileError
-from febm.images.sampler import langevin, quantise_to_uint8
+
+if TYPE_CHECKING:
+    from febm.evaluation.protocol import ProtocolSamples
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,14 @@ def sample_replay_protocol(
     chains: ReplayChains,
     progress: bool = True,
     **sampler_options: Any,
-):
+) -> ProtocolSamples:
     """``n`` images continuing ``chains`` (see the module docstring); returns ProtocolSamples."""
-    from febm.evaluation.protocol import ProtocolSamples, _checked_arguments, image_shape_of
+    from febm.evaluation.protocol import (
+        ProtocolSamples,
+        _checked_arguments,
+        advance_in_batches,
+        image_shape_of,
+    )
 
     settings, device = _checked_arguments(ReplayProtocolSettings, settings, generator, device)
     available = len(chains.images)
@@ -72,30 +78,27 @@ def sample_replay_protocol(
     slots = order[:n].numpy()
     stored = torch.from_numpy(chains.images[slots]).permute(0, 3, 1, 2)
     labels = torch.from_numpy(chains.labels[slots].astype(np.int64))
-    images = []
-    for start in tqdm(
-        range(0, n, settings.batch_size), desc="replay protocol", unit="batch", disable=not progress
-    ):
-        batch = stored[start : start + settings.batch_size].to(device)
-        jitter = torch.rand(batch.shape, generator=generator, device=device)
-        advanced = langevin(
-            energy,
-            (batch.float() + jitter) / 256.0,
-            labels[start : start + settings.batch_size].to(device) if num_classes else None,
-            steps=settings.steps,
-            step_size=settings.step_size,
-            noise_std=settings.noise_std,
-            grad_clip=settings.grad_clip,
-            generator=generator,
-            **sampler_options,
-        )
-        images.append(quantise_to_uint8(advanced).cpu())
+
+    def replayed_chains(start: int, count: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        batch = stored[start : start + count].to(device)
+        jitter = torch.rand(batch.shape, generator=generator, device=device)  # read back as in training
+        chain_labels = labels[start : start + count].to(device) if num_classes else None
+        return (batch.float() + jitter) / 256.0, chain_labels
+
+    images = advance_in_batches(
+        energy,
+        n,
+        replayed_chains,
+        settings,
+        generator,
+        desc="replay protocol",
+        progress=progress,
+        **sampler_options,
+    )
     record = {
         "protocol": "replay",
         "settings": asdict(settings),
         "buffer_chains": available,
         "buffer_iteration": chains.iteration,
     }
-    return ProtocolSamples(
-        images=torch.cat(images).numpy(), labels=labels.numpy() if num_classes else None, record=record
-    )
+    return ProtocolSamples(images=images, labels=labels.numpy() if num_classes else None, record=record)
