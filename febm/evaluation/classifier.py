@@ -11,84 +11,55 @@ shuffled by a seeded generator, so a run is repeatable for a fixed seed, device 
 
 File (``resources/classifier/<dataset>.pt``): ``format``, ``architecture`` (builtins), ``state_dict``,
 ``record`` (test accuracy, epochs, seconds, n, settings); readable with ``torch.load(weights_only=True)``.
+
+This module holds the training; the network and forward pass are in ``febm/evaluation/classifier_network.py``,
+the files in ``febm/evaluation/classifier_files.py``. Every public name of the three is importable from here.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 from tqdm import tqdm
 
-from febm.errors import FebmError
-from febm.io import save_torch_atomic
+from febm.evaluation.classifier_files import (
+    LabelledData,
+    load_classifier,
+    load_labelled_data,
+    save_classifier,
+)
+from febm.evaluation.classifier_network import (
+    CLASSIFIER_FORMAT,
+    ClassifierArchitecture,
+    ClassifierError,
+    SmallCNN,
+    _as_nchw,
+    _to_input,
+    accuracy,
+    features,
+)
 
-CLASSIFIER_FORMAT = "febm-classifier/1"
-
-
-class ClassifierError(FebmError):
-    """A classifier file that is missing, of the wrong kind or shape, or images it cannot read."""
-
-
-@dataclass(frozen=True)
-class ClassifierArchitecture:
-    """Everything needed to rebuild the network; stored next to its weights."""
-
-    image_channels: int = 1
-    image_size: int = 32
-    num_classes: int = 10
-    width: int = 32  # channels of the first conv block; the second has 2 x width
-    feature_dim: int = 128
-
-    def to_dict(self) -> dict[str, int]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ClassifierArchitecture:
-        return cls(**{key: int(data[key]) for key in cls.__dataclass_fields__})
-
-
-def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
-    # Pooling before normalisation and ReLU runs those on a quarter of the pixels: measured 1.4x
-    # faster training steps on a CPU (channels-last, one thread).
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-        nn.MaxPool2d(2),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
-
-
-class SmallCNN(nn.Module):
-    """forward(x float (B, C, S, S) in [0, 1]) -> (penultimate features (B, feature_dim), logits (B, classes))."""
-
-    def __init__(self, architecture: ClassifierArchitecture) -> None:
-        super().__init__()
-        self.architecture = architecture
-        width = architecture.width
-        if architecture.image_size % 4:
-            raise ValueError(f"image_size must be a multiple of 4, got {architecture.image_size}")
-        self.blocks = nn.Sequential(
-            _conv_block(architecture.image_channels, width), _conv_block(width, 2 * width)
-        )
-        pooled = 2 * width * (architecture.image_size // 4) ** 2
-        self.feature_layer = nn.Sequential(
-            nn.Flatten(), nn.Linear(pooled, architecture.feature_dim), nn.ReLU(inplace=True)
-        )
-        self.dropout = nn.Dropout(0.3)
-        self.head = nn.Linear(architecture.feature_dim, architecture.num_classes)
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        features = self.feature_layer(self.blocks(x))
-        return features, self.head(self.dropout(features))
+__all__ = [
+    "CLASSIFIER_FORMAT",
+    "ClassifierArchitecture",
+    "ClassifierError",
+    "ClassifierSettings",
+    "LabelledData",
+    "SmallCNN",
+    "accuracy",
+    "features",
+    "load_classifier",
+    "load_labelled_data",
+    "save_classifier",
+    "train_classifier",
+]
 
 
 @dataclass(frozen=True)
@@ -108,59 +79,6 @@ class ClassifierSettings:
     def from_config(cls, section: Mapping[str, Any]) -> ClassifierSettings:
         known = set(cls.__dataclass_fields__)
         return cls(**{key: value for key, value in section.items() if key in known})
-
-
-def _device_of(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
-def _as_nchw(images: np.ndarray, architecture: ClassifierArchitecture, what: str) -> np.ndarray:
-    """uint8 (N, S, S, C) -> (N, C, S, S), with a one-line error for anything else."""
-    expected = (architecture.image_size, architecture.image_size, architecture.image_channels)
-    if not isinstance(images, np.ndarray) or images.dtype != np.uint8:
-        dtype = getattr(images, "dtype", type(images).__name__)
-        raise ClassifierError(f"{what}: images must be a uint8 array, got {dtype}")
-    if images.ndim != 4 or images.shape[1:] != expected:
-        raise ClassifierError(
-            f"{what}: images of shape {images.shape}, but the classifier reads (N, {expected[0]}, "
-            f"{expected[1]}, {expected[2]}) uint8; score samples of a model of the classifier's dataset"
-        )
-    return images.transpose(0, 3, 1, 2)
-
-
-def _to_input(batch: np.ndarray, device: torch.device) -> Tensor:
-    pixels = torch.from_numpy(np.ascontiguousarray(batch)).to(device).float().div_(255.0)
-    # channels-last convolutions: about 1.5x faster on a CPU (and on recent GPUs)
-    return pixels.contiguous(memory_format=torch.channels_last)
-
-
-def features(
-    model: SmallCNN, images: np.ndarray, batch_size: int = 1000, progress: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
-    """(penultimate features (N, feature_dim) float64, logits (N, classes) float64) of uint8 NHWC images."""
-    nchw = _as_nchw(images, model.architecture, "classifier features")
-    device = _device_of(model)
-    was_training = model.training
-    model.eval()
-    feature_batches, logit_batches = [], []
-    try:
-        with torch.inference_mode():
-            starts = range(0, len(nchw), batch_size)
-            for start in tqdm(starts, desc="classifier", unit="batch", disable=not progress, leave=False):
-                batch_features, batch_logits = model(_to_input(nchw[start : start + batch_size], device))
-                feature_batches.append(batch_features.double().cpu().numpy())
-                logit_batches.append(batch_logits.double().cpu().numpy())
-    finally:
-        model.train(was_training)
-    dim, classes = model.architecture.feature_dim, model.architecture.num_classes
-    if not feature_batches:
-        return np.empty((0, dim)), np.empty((0, classes))
-    return np.concatenate(feature_batches), np.concatenate(logit_batches)
-
-
-def accuracy(model: SmallCNN, images: np.ndarray, labels: np.ndarray, batch_size: int = 1000) -> float:
-    _, logits = features(model, images, batch_size)
-    return float((logits.argmax(axis=1) == np.asarray(labels)).mean())
 
 
 def _check_training_data(images: np.ndarray, labels: np.ndarray, split: str, num_classes: int) -> None:
@@ -274,107 +192,3 @@ def _fit(
         "threads": torch.get_num_threads(),
     }
     return model, record
-
-
-def save_classifier(path: str | Path, model: SmallCNN, record: Mapping[str, Any]) -> None:
-    """Write the classifier atomically (builtins and tensors only: ``torch.load(weights_only=True)``)."""
-    state = {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
-    save_torch_atomic(
-        path,
-        {
-            "format": CLASSIFIER_FORMAT,
-            "architecture": model.architecture.to_dict(),
-            "state_dict": state,
-            # Through JSON: plain builtins only (provenance's torch version is a str subclass that
-            # weights_only loading refuses).
-            "record": json.loads(json.dumps(dict(record), default=str)),
-        },
-    )
-
-
-def load_classifier(path: str | Path, device: torch.device | str = "cpu") -> tuple[SmallCNN, dict[str, Any]]:
-    """(frozen model in eval mode on ``device``, record) from a file of :func:`save_classifier`."""
-    path = Path(path)
-    fix = "train one with `febm train-classifier`"
-    if not path.is_file():
-        raise ClassifierError(f"classifier file {str(path)!r} does not exist; {fix}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for a truncated or foreign file
-        detail = str(error).splitlines()[0][:160] if str(error) else ""
-        raise ClassifierError(
-            f"classifier file {str(path)!r} cannot be read ({type(error).__name__}: {detail}); it is "
-            f"truncated or not a torch file: {fix}"
-        ) from None
-    if not isinstance(payload, dict) or payload.get("format") != CLASSIFIER_FORMAT:
-        raise ClassifierError(
-            f"{str(path)!r} is not a febm classifier (expected format {CLASSIFIER_FORMAT!r}); "
-            f"pass the .pt written by `febm train-classifier`, or {fix}"
-        )
-    try:
-        model = SmallCNN(ClassifierArchitecture.from_dict(payload["architecture"]))
-        model.load_state_dict(payload["state_dict"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as error:  # RuntimeError: shape mismatch
-        detail = " ".join(line.strip() for line in str(error).splitlines()[:2])[:240]
-        raise ClassifierError(
-            f"classifier file {str(path)!r} holds weights that do not fit its architecture "
-            f"({type(error).__name__}: {detail}); it is damaged or was edited: {fix}"
-        ) from None
-    model.to(device, memory_format=torch.channels_last).eval()
-    for parameter in model.parameters():
-        parameter.requires_grad_(False)
-    return model, dict(payload.get("record", {}))
-
-
-@dataclass
-class LabelledData:
-    """The train and test splits of a prepared cache (``febm prepare-data``), uint8 NHWC."""
-
-    train_images: np.ndarray
-    train_labels: np.ndarray
-    test_images: np.ndarray
-    test_labels: np.ndarray
-    num_classes: int
-    dataset: str | None
-    standin: bool
-    path: str
-
-
-def load_labelled_data(path: str | Path) -> LabelledData:
-    """Both splits of a prepared ``.npz``; a one-line error when it is missing or has no labelled test split."""
-    from febm.images.data import PREPARED_DATA_HINT as hint
-
-    path = Path(path)
-    if not path.is_file():
-        raise ClassifierError(f"prepared data {str(path)!r} does not exist; {hint}")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            names = set(archive.files)
-            missing = sorted({"images", "labels", "test_images", "test_labels"} - names)
-            if missing:
-                raise ClassifierError(
-                    f"prepared data {str(path)!r} lacks {', '.join(missing)}; the classifier needs a labelled "
-                    f"train and test split (fashion_mnist, cifar10): {hint}"
-                )
-            data = LabelledData(
-                train_images=archive["images"],
-                train_labels=archive["labels"].astype(np.int64),
-                test_images=archive["test_images"],
-                test_labels=archive["test_labels"].astype(np.int64),
-                num_classes=int(archive["num_classes"]) if "num_classes" in names else 10,
-                dataset=str(archive["dataset"]) if "dataset" in names else None,
-                standin=bool(archive["standin"]) if "standin" in names else False,
-                path=str(path),
-            )
-    except ClassifierError:
-        raise
-    except Exception as error:  # np.load raises many types for a truncated or foreign file
-        detail = str(error).splitlines()[0][:160] if str(error) else ""
-        raise ClassifierError(
-            f"prepared data {str(path)!r} cannot be read ({type(error).__name__}: {detail}); delete it and {hint}"
-        ) from None
-    if data.num_classes < 2:
-        raise ClassifierError(
-            f"prepared data {str(path)!r} has {data.num_classes} classes; the classifier needs a labelled dataset"
-        )
-    return data

@@ -1,8 +1,11 @@
-"""Figures 1-4 of the 1-D study (Section 6.1, Appendix F), as PNG and PDF (matplotlib, Agg, no LaTeX)."""
+"""Figures 1-4 of the 1-D study (Section 6.1, Appendix F), as PNG and PDF (matplotlib, Agg, no LaTeX).
+
+Figures 1-3 and the dispatcher :func:`make_figure` are here; Figure 4 is ``febm/toy/figure4.py``, the shared
+style ``febm/toy/figure_style.py`` (both re-exported).
+"""
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -10,82 +13,34 @@ from typing import Any
 
 import torch
 
-from febm.divergences import get_divergence
-from febm.quadrature import GaussianMixture, gaussian_log_pdf, simpson_grid
-from febm.toy.convergence import read_convergence
+from febm.quadrature import gaussian_log_pdf
 from febm.toy.density import exact_log_ratio, learned_log_ratio, rejection_sample
 from febm.toy.failures import is_failed
-from febm.toy.optimum import divergence_integrand
+from febm.toy.figure4 import divergence_surface, figure4
+from febm.toy.figure_style import (
+    COLOURS,
+    _corner_note,
+    _density,
+    _figure_legend,
+    _panels,
+    _save,
+    _style,
+    pretty_name,
+)
 from febm.toy.runs import ToyInputError, load_h, load_optimum, load_run
 from febm.toy.settings import mixture_from_config
 from febm.toy.table import BASELINE_ROWS
-from febm.validation import DIVERGENCE_DISPLAY
 
-COLOURS = {
-    "data": "#1f77b4",
-    "optimum": "#ff7f0e",
-    "febm": "#d62728",
-    "raw": "#e377c2",
-    "corrected": "#2ca02c",
-}
-
-
-def pretty_name(divergence: str) -> str:
-    names = {
-        **DIVERGENCE_DISPLAY,
-        "contrastive_divergence": "Contrastive divergence (KL)",
-        "maximum_likelihood": "Maximum likelihood (KL)",
-    }
-    if divergence.startswith("alpha_"):
-        return f"α-divergence, α = {divergence[6:]}"
-    return names.get(divergence, divergence)
-
-
-def _style():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    sns.set_theme(style="whitegrid", context="paper", font_scale=1.0)
-    plt.rcParams.update({"text.usetex": False, "savefig.bbox": "tight", "figure.dpi": 100})
-    return plt
-
-
-def _panels(plt, count: int, width: float = 3.2, height: float = 2.5):
-    columns = min(count, 3 if count <= 9 else 4)
-    rows = math.ceil(count / columns)
-    fig, axes = plt.subplots(
-        rows, columns, figsize=(width * columns, height * rows), squeeze=False, layout="constrained"
-    )
-    flat = axes.ravel().tolist()
-    for ax in flat[count:]:
-        ax.set_visible(False)
-    return fig, flat[:count]
-
-
-def _figure_legend(fig, ax) -> None:
-    handles, labels = ax.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=8, frameon=False)
-
-
-def _corner_note(ax, text: str) -> None:
-    """A panel's summary numbers, pinned to its top-left corner (axes coordinates: any data range fits)."""
-    ax.text(0.02, 0.97, text, transform=ax.transAxes, va="top", fontsize=7, family="monospace")
-
-
-def _save(fig, out: str | Path, dpi: int) -> list[Path]:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    from febm.io import atomic_path
-
-    written = []
-    for path in (out.with_suffix(".png"), out.with_suffix(".pdf")):
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=dpi, format=path.suffix[1:])
-        written.append(path)
-    return written
+__all__ = [
+    "COLOURS",
+    "divergence_surface",
+    "figure1",
+    "figure2",
+    "figure3",
+    "figure4",
+    "make_figure",
+    "pretty_name",
+]
 
 
 def _collect(optimum_paths, run_dirs):
@@ -107,10 +62,6 @@ def _collect(optimum_paths, run_dirs):
 def _febm_divergences(optima, runs) -> list[str]:
     ordered = [d for d in optima if ("febm", d) in runs]
     return ordered + sorted(d for (m, d) in runs if m == "febm" and d not in ordered)
-
-
-def _density(log_pdf: torch.Tensor) -> list[float]:
-    return torch.exp(log_pdf).tolist()
 
 
 def figure1(config, optima, runs, out, dpi) -> list[Path]:
@@ -230,109 +181,6 @@ def figure3(config, optima, runs, out, dpi) -> list[Path]:
         ax.set_xlabel("x")
     _figure_legend(fig, axes[0])
     fig.suptitle("Figure 3: learned vs exact log density ratio (shaded: data density)")
-    return _save(fig, out, dpi)
-
-
-def divergence_surface(divergence: str, mixture: GaussianMixture, mus, sigmas, nodes: int = 2001):
-    """D_f(p || N(mu, sigma^2)) on a (sigma, mu) grid by quadrature; NaN where it diverges."""
-    div = get_divergence(divergence)
-    lo, hi = mixture.support(10.0)
-    lo = min(lo, min(mus) - 10 * max(sigmas))
-    hi = max(hi, max(mus) + 10 * max(sigmas))
-    x, w = simpson_grid(lo, hi, nodes)
-    log_p = mixture.log_pdf(x)
-    mu = torch.tensor(mus, dtype=torch.float64)[:, None]
-    rows = []
-    for sigma in sigmas:  # one sigma at a time: the whole grid at once would take ~1 GB
-        integrand = divergence_integrand(
-            div, log_p, gaussian_log_pdf(x, mu, torch.tensor(sigma, dtype=torch.float64))
-        )
-        values = (integrand * w).sum(-1)
-        tails = torch.maximum(integrand[:, 0].abs(), integrand[:, -1].abs()) * (hi - lo)
-        values[(~torch.isfinite(values)) | (tails > 1e-8 * values.abs().clamp(min=1.0))] = float("nan")
-        rows.append(values)
-    return torch.stack(rows)
-
-
-def figure4(config, optima, runs, convergence_paths, out, dpi) -> list[Path]:
-    """Trajectories from random initialisations over a contour map of D_f(p || q_{mu,sigma})."""
-    if not convergence_paths:
-        raise ToyInputError("figure 4 needs --convergence results/toy/convergence/<divergence>.csv files")
-    plt = _style()
-    import matplotlib.colors as mcolors
-    import matplotlib.patheffects as patheffects
-
-    mixture = mixture_from_config(config)
-    trajectories: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for path in convergence_paths:
-        for row in read_convergence(path):
-            trajectories[row["divergence"]].append(row)
-    divergences = [d for d in optima if d in trajectories] + sorted(
-        d for d in trajectories if d not in optima
-    )
-    fig, axes = _panels(plt, len(divergences), width=3.4, height=3.0)
-    conv = config["toy"]["convergence"]
-    for ax, divergence in zip(axes, divergences, strict=True):
-        rows = trajectories[divergence]
-        mu_values = [r["mu"] for r in rows] + list(conv["mu_range"])
-        sigma_values = [r["sigma"] for r in rows] + list(conv["sigma_range"])
-        mus = torch.linspace(min(mu_values) - 0.3, max(mu_values) + 0.3, 70).tolist()
-        sigmas = torch.linspace(max(0.2, min(sigma_values) - 0.3), max(sigma_values) + 0.3, 70).tolist()
-        surface = divergence_surface(divergence, mixture, mus, sigmas)
-        finite = surface[torch.isfinite(surface)]
-        if finite.numel():
-            floor = float(finite.min())
-            shifted = (surface - floor + 1e-3).clamp(min=1e-3)
-            levels = torch.logspace(
-                -3, math.log10(float(shifted[torch.isfinite(shifted)].max())), 16
-            ).tolist()
-            ax.contourf(
-                mus,
-                sigmas,
-                shifted.numpy(),
-                levels=levels,
-                norm=mcolors.LogNorm(),
-                cmap="viridis",
-                alpha=0.85,
-            )
-        for index in sorted({r["init"] for r in rows}):
-            path = sorted((r for r in rows if r["init"] == index), key=lambda r: r["step"])
-            # A dark outline keeps the white path visible where the map is blank (D_f not finite there).
-            ax.plot(
-                [r["mu"] for r in path],
-                [r["sigma"] for r in path],
-                color="white",
-                lw=1.0,
-                path_effects=[patheffects.Stroke(linewidth=2.2, foreground="black"), patheffects.Normal()],
-            )
-            ax.plot(path[0]["mu"], path[0]["sigma"], "o", color="white", ms=3.5, mec="black", mew=0.5)
-            stopped = path[-1]["status"] != "completed"  # the loss became non-finite: where it stopped
-            ax.plot(
-                path[-1]["mu"],
-                path[-1]["sigma"],
-                "s" if stopped else "x",
-                color="#d62728",
-                ms=5,
-                mfc="none" if stopped else None,
-            )
-        if divergence in optima:
-            ax.plot(
-                optima[divergence]["mu"],
-                optima[divergence]["sigma"],
-                "*",
-                color="#ff7f0e",
-                ms=11,
-                mec="black",
-                mew=0.6,
-            )
-        ax.set_xlabel("μ")
-        ax.set_ylabel("σ")
-        ax.set_title(pretty_name(divergence), fontsize=10)
-    fig.suptitle(
-        "Figure 4: f-EBM trajectories of (μ, σ) from random starts (○) to the end (×); "
-        "★ exact optimum; colour: D_f(p‖q) above its minimum (log scale), blank where D_f is infinite",
-        fontsize=10,
-    )
     return _save(fig, out, dpi)
 
 
