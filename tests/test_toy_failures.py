@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 import subprocess
@@ -14,7 +13,8 @@ import yaml
 
 from febm.cli import main
 from febm.config import validate
-from febm.reporting.tables import our_rows
+from febm.reporting.tables import our_rows, read_ours
+from febm.results_schema import read_results, write_results
 from febm.toy.runs import run_stability
 from febm.toy.table import build_table5
 
@@ -67,17 +67,26 @@ def runs_with_one_failure(tmp_path):
 
 def test_table5_averages_the_converged_seeds_and_counts_the_failed_one(runs_with_one_failure, tmp_path):
     optimum, runs = runs_with_one_failure
-    (row,) = build_table5([optimum], runs, PAPER)
-    assert row["mu_febm"] == pytest.approx(1.01) and row["sigma_febm"] == pytest.approx(1.82)
-    assert (row["n_seeds"], row["n_converged"], row["converged"]) == (3, 2, "2/3")
-    assert row["failures"] == "seed1: loss term 'bound' is -inf at step 7"
-    assert row["per_seed"].split()[1] == "seed1=failed"
-    # The report reads the counts: the mean is over n = 2, and the row says 2/3 converged.
+    rows = {(r.method, r.metric): r for r in build_table5([optimum], runs, PAPER)}
+    assert set(rows) == {(m, metric) for m in ("optimum", "f-EBM") for metric in ("mu", "sigma")}
+    mu, sigma = rows[("f-EBM", "mu")], rows[("f-EBM", "sigma")]
+    assert mu.mean == pytest.approx(1.01) and sigma.mean == pytest.approx(1.82)
+    assert (mu.n_runs, mu.n, mu.details["converged"]) == (3, 2, "2/3")
+    assert mu.details["failures"] == "seed1: loss term 'bound' is -inf at step 7"
+    assert mu.details["per_seed"].split()[1] == "seed1=failed"
+    # The report reads the counts from the written file: the mean is over n = 2, and the row says 2/3.
     assert main(["toy-table", "--config", str(write_config(tmp_path, {})), "--optima", str(optimum), "--runs",
                  *map(str, runs), "--paper", PAPER, "--out", str(tmp_path / "table5.csv")]) == 0  # fmt: skip
-    records = list(csv.DictReader((tmp_path / "table5.csv").open()))
-    estimate = {r.key: r for r in our_rows(list(records[0]), records)}[("f-EBM", "kl", "mu")]
+    estimate = {r.key: r for r in our_rows(read_ours(tmp_path / "table5.csv"))}[("f-EBM", "kl", "mu")]
     assert estimate.ours.n == 2 and estimate.details["converged"] == "2/3"
+
+
+def test_a_group_whose_every_run_failed_is_still_a_line_of_the_report(runs_with_one_failure, tmp_path):
+    optimum, _ = runs_with_one_failure
+    failed = [write_run(tmp_path / "all_failed" / f"seed{s}", s, None, None, "diverged") for s in (0, 1)]
+    write_results(build_table5([optimum], failed, PAPER), tmp_path / "table5.csv")
+    estimate = {r.key: r for r in our_rows(read_ours(tmp_path / "table5.csv"))}[("f-EBM", "kl", "mu")]
+    assert estimate.ours.n == 0 and estimate.details["converged"] == "0/2"
 
 
 def write_config(folder: Path, overlay: dict) -> Path:
@@ -150,10 +159,11 @@ def test_snakemake_table5_keep_going_writes_the_table_and_exits_nonzero(tmp_path
     status, output = finished.returncode, finished.stdout + finished.stderr
     assert status != 0, output
     assert "rule toy_train" not in output and "rule toy_optimum" not in output  # only the table and the check
-    rows = {r["divergence"]: r for r in csv.DictReader((tmp_path / "results/tables/table5.csv").open())}
-    assert set(rows) == {"kl", "contrastive_divergence", "maximum_likelihood"}
+    learned = [r for r in read_results(tmp_path / "results/tables/table5.csv") if r.n_runs is not None]
+    assert {r.method for r in learned} == {"f-EBM", "contrastive_divergence", "mle"}
     assert all(
-        r["converged"] == "0/1" and "energy parameters became invalid" in r["failures"] for r in rows.values()
+        r.details["converged"] == "0/1" and "energy parameters became invalid" in r.details["failures"]
+        for r in learned
     )
     assert not (tmp_path / "results/toy/check.json").exists()
     assert "3 of 3 toy runs failed" in (tmp_path / "results/logs/toy_check/runs.log").read_text()

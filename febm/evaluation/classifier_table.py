@@ -2,16 +2,14 @@
 seeds of each metric, beside the two reference rows (train split = perfect samples, uniform noise =
 nothing learnt).
 
-Long format, one line per (method, divergence, metric), the layout the report reads:
-``dataset, method, divergence, metric, mean, std_over_seeds, n_seeds, seeds, n_samples, iterations,
-train_wall_seconds, classifier_test_accuracy, preset, scale, standin_data, checkpoint`` (``checkpoint``:
-which checkpoint was scored, final or best_is, with its training iteration per seed).
+In the results schema (febm.results_schema), one line per (method, divergence, metric); the table is named
+after the dataset. Per-row facts: images scored, training iterations and wall time, the scoring
+classifier's test accuracy, the sampling protocol and which checkpoint was scored (final or best_is, with
+its training iteration per seed).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import statistics
 from collections import defaultdict
@@ -21,15 +19,10 @@ from typing import Any
 
 from febm.errors import FebmError
 from febm.evaluation.tables import checkpoint_label
-from febm.io import write_text_atomic
+from febm.results_schema import REFERENCE, ResultRow, canonical_method, make_row, write_results
 
 METRICS = ("conditional_accuracy", "fid", "inception_score")
 REFERENCE_ROWS = {"reference_train": "train split", "reference_noise": "uniform noise"}
-COLUMNS = (
-    "dataset", "method", "divergence", "metric", "mean", "std_over_seeds", "n_seeds", "seeds", "n_samples",
-    "iterations", "train_wall_seconds", "classifier_test_accuracy", "preset", "scale", "standin_data",
-    "checkpoint",
-)  # fmt: skip
 
 
 class ClassifierTableError(FebmError):
@@ -53,9 +46,7 @@ def _stats(values: list[float]) -> tuple[float, float | None]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
-def build_rows(
-    scores: Iterable[Mapping[str, Any]], runs: Iterable[Mapping[str, Any]]
-) -> list[dict[str, Any]]:
+def build_rows(scores: Iterable[Mapping[str, Any]], runs: Iterable[Mapping[str, Any]]) -> list[ResultRow]:
     """Group score records by (method, divergence); references become their own rows."""
     run_of = {_run_key(run): run for run in runs}
     groups: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
@@ -74,31 +65,37 @@ def build_rows(
         for metric in METRICS:
             mean, std = _stats([float(record[metric]) for record in records])
             rows.append(
-                {
-                    **_common(records[0]),
-                    "method": method,
-                    "divergence": divergence,
-                    "metric": metric,
-                    "mean": mean,
-                    "std_over_seeds": std,
-                    "n_seeds": len(records),
-                    "seeds": " ".join(map(str, seeds)),
-                    "iterations": " ".join(map(str, iterations)),
-                    "train_wall_seconds": statistics.fmean(walls) if walls else None,
-                    "checkpoint": _distinct(checkpoint_label(record) for record in records),
-                }
+                _row(
+                    records[0],
+                    canonical_method(method),
+                    divergence,
+                    metric,
+                    mean=mean,
+                    std=std,
+                    n=len(records),
+                    n_runs=len(records),
+                    seeds=" ".join(map(str, seeds)),
+                    source="this reproduction",
+                    iterations=" ".join(map(str, iterations)),
+                    train_wall_seconds=statistics.fmean(walls) if walls else None,
+                    checkpoint=_distinct(checkpoint_label(record) for record in records),
+                    protocol=_distinct(str(record.get("protocol")) for record in records),
+                )
             )
     for record in references:
+        source = f"reference: {REFERENCE_ROWS[record['kind']]}, scored as the runs are"
         for metric in METRICS:
             rows.append(
-                {
-                    **_common(record),
-                    "method": "reference",
-                    "divergence": REFERENCE_ROWS[record["kind"]],
-                    "metric": metric,
-                    "mean": float(record[metric]),
-                    "n_seeds": 1,
-                }
+                _row(
+                    record,
+                    REFERENCE,
+                    REFERENCE_ROWS[record["kind"]],
+                    metric,
+                    mean=float(record[metric]),
+                    n=1,
+                    n_runs=1,
+                    source=source,
+                )
             )
     return rows
 
@@ -108,24 +105,22 @@ def _distinct(values: Iterable[str]) -> str:
     return ";".join(dict.fromkeys(values))
 
 
-def _common(record: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "dataset": record.get("dataset"),
-        "n_samples": record.get("n"),
-        "classifier_test_accuracy": (record.get("classifier") or {}).get("test_accuracy"),
-        "preset": record.get("preset"),
-        "scale": record.get("scale"),
-        "standin_data": bool(record.get("standin_data")),
-    }
-
-
-def write_table(rows: list[dict[str, Any]], out: str | Path) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({key: "" if row.get(key) is None else row.get(key) for key in COLUMNS})
-    write_text_atomic(out, buffer.getvalue())
+def _row(record: Mapping[str, Any], method: str, divergence: str, metric: str, **values: Any) -> ResultRow:
+    """A row with the facts every score record of the table states (dataset, n, classifier, scale)."""
+    dataset = str(record.get("dataset"))
+    return make_row(
+        dataset,
+        dataset,
+        method,
+        divergence,
+        metric,
+        n_samples=record.get("n"),
+        classifier_test_accuracy=(record.get("classifier") or {}).get("test_accuracy"),
+        preset=record.get("preset"),
+        scale=record.get("scale"),
+        standin_data=bool(record.get("standin_data")),
+        **values,
+    )
 
 
 def classifier_table(
@@ -145,7 +140,7 @@ def classifier_table(
                 f"a score file lacks {', '.join(missing)}: not written by classifier-score"
             )
     rows = build_rows(scores, runs)
-    write_table(rows, out)
+    write_results(rows, out)
     return rows
 
 

@@ -164,14 +164,14 @@ def score_images(args: argparse.Namespace) -> int:
 
 
 def image_table(args: argparse.Namespace) -> int:
-    from febm.evaluation.tables import build_table, read_paper_values, read_scores, table_csv
-    from febm.io import write_text_atomic
+    from febm.evaluation.tables import build_table, read_paper_values, read_scores
+    from febm.results_schema import write_results
 
     config = _config(args.config)
     rows = build_table(
         args.table, read_scores(args.scores), read_paper_values(args.paper, args.table), config["preset"]
     )
-    write_text_atomic(args.out, table_csv(rows))
+    write_results(rows, args.out)
     print(f"wrote Table {args.table} ({len(rows)} rows) to {args.out}")
     return 0
 
@@ -244,6 +244,11 @@ def image_figure(args: argparse.Namespace) -> int:
         tiles = figures.nearest_neighbours(
             samples.images[: settings["neighbours_samples"]], data_images, settings["neighbours_k"]
         )
-    figures.write_png(args.out, figures.tile_grid(tiles))
+    # The run identity comes from the input's own record (the samples', else the checkpoint's), not --out.
+    if args.figure in ("grid", "neighbours"):
+        text = figures.identity_text(args.figure, samples.metadata, str(args.images))
+    else:
+        text = figures.identity_text(args.figure, meta, str(args.checkpoint))
+    figures.write_png(args.out, figures.tile_grid(tiles), text=text)
     print(f"wrote {args.figure} figure to {args.out}")
     return 0

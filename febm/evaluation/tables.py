@@ -1,7 +1,8 @@
 """Tables 1 (CIFAR-10: IS and FID) and 2 (CelebA 32x32: FID): our runs, mean and std over seeds, beside the paper.
 
-One row per (method, divergence) we ran, then the paper's rows we did not run (the GAN baselines of
-Table 1 are cited from the paper and marked as such). Every row states how its numbers were made:
+In the results schema (febm.results_schema), one line per (method, divergence, metric): the groups we ran,
+then the paper's rows we did not run (the GAN baselines of Table 1 are cited from the paper and marked as
+such), each with the paper's number beside ours. Every row states how its numbers were made:
 samples per run, reference set, preprocessing, sampling protocol, checkpoint selection (final or best_is,
 with the training iteration of the scored checkpoint, one value per seed where they differ), preset, and
 whether the Inception weights or data were stand-ins.
@@ -10,7 +11,6 @@ whether the Inception weights or data were stand-ins.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import statistics
 from collections import defaultdict
@@ -19,39 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from febm.errors import FebmError
+from febm.results_schema import ResultRow, canonical_method, make_row
 
 TABLE_DATASETS = {1: ("cifar10", "cifar10_conditional"), 2: ("celeba32", "celeba32_unconditional")}
 TABLE_METRICS = {1: ("inception_score", "fid"), 2: ("fid",)}
-PAPER_METHOD_NAMES = {"febm": "f-EBM", "cd": "contrastive_divergence"}
+OUR_METHODS = ("f-EBM", "contrastive_divergence")
 DIVERGENCE_ORDER = ("kl", "reverse_kl", "squared_hellinger", "jensen_shannon")
-COLUMNS = (
-    "table",
-    "dataset",
-    "method",
-    "divergence",
-    "source",
-    "n_seeds",
-    "seeds",
-    "inception_score_mean",
-    "inception_score_std_over_seeds",
-    "inception_score_split_std",
-    "fid_mean",
-    "fid_std_over_seeds",
-    "n_samples",
-    "reference_set",
-    "reference_n",
-    "preprocessing",
-    "protocol",
-    "checkpoint_selection",
-    "preset",
-    "scale",
-    "standin_weights",
-    "standin_data",
-    "paper_inception_score",
-    "paper_inception_score_std",
-    "paper_fid",
-    "paper_source",
-)
 
 
 class TableError(FebmError):
@@ -118,7 +91,7 @@ def checkpoint_label(record: Mapping[str, Any]) -> str:
 def _row_order(key: tuple[str, str], paper_order: Sequence[tuple[str, str]]) -> tuple[int, int, str]:
     """Cited baselines first in the paper's order, then CD, then f-EBM by divergence (the paper's layout)."""
     method, divergence = key
-    if method not in PAPER_METHOD_NAMES.values():
+    if method not in OUR_METHODS:
         return 0, paper_order.index(key) if key in paper_order else len(paper_order), method
     method_rank = 1 if method == "contrastive_divergence" else 2
     divergence_rank = (
@@ -132,16 +105,16 @@ def build_table(
     scores: Sequence[Mapping[str, Any]],
     paper: Mapping[tuple[str, str], Mapping[str, Any]],
     preset: str,
-) -> list[dict[str, Any]]:
+) -> list[ResultRow]:
+    """The table in the results schema (febm.results_schema): one line per (method, divergence, metric)."""
     dataset, paper_dataset = TABLE_DATASETS[table]
-    metrics = TABLE_METRICS[table]
     groups: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
     for record in scores:
         if record.get("dataset") not in (dataset, None):
             raise TableError(
                 f"{record['_path']} scores {record.get('dataset')!r}; Table {table} is {dataset}"
             )
-        method = PAPER_METHOD_NAMES.get(record["method"], record["method"])
+        method = canonical_method(record["method"])
         # CD is KL-based; the paper lists it under kl.
         divergence = record.get("divergence") or ("kl" if method == "contrastive_divergence" else "")
         groups[(method, divergence)].append(record)
@@ -151,49 +124,54 @@ def build_table(
         method, divergence = key
         records = sorted(groups.get(key, []), key=lambda record: str(record.get("seed")))
         reported = paper.get(key, {})
-        row: dict[str, Any] = dict.fromkeys(COLUMNS, "")
-        row.update(table=table, dataset=paper_dataset, method=method, divergence=divergence)
+        facts = _run_facts(records, preset) if records else {}
         if records:
-            row["source"] = "this reproduction"
-            row["n_seeds"] = len(records)
-            row["seeds"] = ";".join(str(record.get("seed")) for record in records)
-            if "inception_score" in metrics:
-                mean, std = _mean_std([record["inception_score"] for record in records])
-                row.update(inception_score_mean=mean, inception_score_std_over_seeds=std)
-                row["inception_score_split_std"] = statistics.fmean(
-                    record["inception_score_std"] for record in records
-                )
-            mean, std = _mean_std([record["fid"] for record in records])
-            row.update(fid_mean=mean, fid_std_over_seeds=std)
-            row["n_samples"] = _joined(records, lambda record: record.get("n_samples"))
-            row["reference_set"] = _joined(records, lambda record: record["reference"].get("reference_set"))
-            row["reference_n"] = _joined(records, lambda record: record["reference"].get("n"))
-            row["preprocessing"] = _joined(records, lambda record: record.get("preprocessing"))
-            row["protocol"] = _joined(records, lambda record: record.get("protocol"))
-            row["checkpoint_selection"] = _joined(records, checkpoint_label)
-            row["preset"] = _joined(records, lambda record: record.get("preset") or preset)
-            row["scale"] = _joined(records, lambda record: record.get("scale"))
-            row["standin_weights"] = any(record.get("standin_weights") for record in records)
-            row["standin_data"] = any(record.get("standin_data") for record in records)
-        elif method in PAPER_METHOD_NAMES.values():
-            row["source"] = "paper only (not run here)"
+            source = "this reproduction"
+        elif method in OUR_METHODS:
+            source = "paper only (not run here)"
         else:
-            row["source"] = f"cited from the paper's Table {table} (not re-run)"
-        if "inception_score" in reported and "inception_score" in metrics:
-            row["paper_inception_score"], row["paper_inception_score_std"] = reported["inception_score"]
-        if "fid" in reported:
-            row["paper_fid"] = reported["fid"][0]
-        row["paper_source"] = reported.get("source", "")
-        rows.append(row)
+            source = f"cited from the paper's Table {table} (not re-run)"
+        for metric in TABLE_METRICS[table]:
+            values = [record[metric] for record in records]
+            mean, std = _mean_std(values)
+            paper_value, paper_std = reported.get(metric, (None, None))
+            extra = {}
+            if metric == "inception_score" and records:
+                extra["split_std"] = statistics.fmean(record["inception_score_std"] for record in records)
+            rows.append(
+                make_row(
+                    f"table{table}",
+                    paper_dataset,
+                    method,
+                    divergence,
+                    metric,
+                    mean=mean,
+                    std=std,
+                    source=source,
+                    paper=paper_value,
+                    paper_std=paper_std,
+                    paper_source=reported.get("source"),
+                    **facts,
+                    **extra,
+                )
+            )
     return rows
 
 
-def table_csv(rows: Sequence[Mapping[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(
-            {key: (f"{value:.6g}" if isinstance(value, float) else value) for key, value in row.items()}
-        )
-    return buffer.getvalue()
+def _run_facts(records: Sequence[Mapping[str, Any]], preset: str) -> dict[str, Any]:
+    """How a group's numbers were made, stated once (or every distinct value where runs disagree)."""
+    return {
+        "n": len(records),
+        "n_runs": len(records),
+        "seeds": " ".join(str(record.get("seed")) for record in records),
+        "n_samples": _joined(records, lambda record: record.get("n_samples")),
+        "reference_set": _joined(records, lambda record: record["reference"].get("reference_set")),
+        "reference_n": _joined(records, lambda record: record["reference"].get("n")),
+        "preprocessing": _joined(records, lambda record: record.get("preprocessing")),
+        "protocol": _joined(records, lambda record: record.get("protocol")),
+        "checkpoint": _joined(records, checkpoint_label),
+        "preset": _joined(records, lambda record: record.get("preset") or preset),
+        "scale": _joined(records, lambda record: record.get("scale")),
+        "standin_weights": any(record.get("standin_weights") for record in records),
+        "standin_data": any(record.get("standin_data") for record in records),
+    }

@@ -117,7 +117,6 @@ class TableView:
     labels: list[str] = field(default_factory=list)
     raw_header: list[str] = field(default_factory=list)
     raw_rows: list[list[str]] = field(default_factory=list)
-    unparsed: bool = False
     note: str = ""
     summary: list[tuple[str, str, list[float]]] = field(default_factory=list)  # (column, label, values)
     # the quality-vs-iteration figure shown below the table (spec.curve), and the line shown instead

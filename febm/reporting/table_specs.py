@@ -3,9 +3,9 @@ row order) and the display names of methods, metrics and columns. ``febm.reporti
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from febm import results_schema
 from febm.reporting.labels import TOY
 
 
@@ -79,14 +79,7 @@ FASHION_MNIST = TableSpec(
 )
 REPORT_TABLES = (TABLE5, TABLE1, TABLE2, FASHION_MNIST)  # in the order of the report's sections
 
-METHOD_NAMES = {
-    "febm": "f-EBM",
-    "f-ebm": "f-EBM",
-    "cd": "contrastive_divergence",
-    "contrastive divergence": "contrastive_divergence",
-    "maximum_likelihood": "mle",
-}
-REFERENCE = "reference"  # the method of a reference row (febm classifier-table)
+REFERENCE = results_schema.REFERENCE  # the method of a reference row (febm classifier-table)
 METHOD_DISPLAY = {
     "f-EBM": "f-EBM",
     "contrastive_divergence": "Contrastive divergence",
@@ -115,13 +108,4 @@ DETAIL_DISPLAY = {
     "distance_max": "Largest distance",
 }
 SUMMARY_DISPLAY = {"classifier_test_accuracy": "Test-split accuracy of the scoring classifier"}
-MEAN_COLUMNS = ("mean", "ours_mean", "value", "ours")
-STD_COLUMNS = ("std_over_seeds", "std", "ours_std")
-COUNT_COLUMNS = ("n_seeds", "n", "count")
-WIDE_MEAN = re.compile(r"^(?:ours_)?(?P<metric>[a-z_]+?)_mean$")
-WIDE_STD_SUFFIXES = ("_std_over_seeds", "_std")
-TRUE_TEXT = ("true", "1", "yes")
-TOY_METRICS = ("mu", "sigma")
-TOY_BASELINE_ROWS = {"contrastive_divergence": "contrastive_divergence", "maximum_likelihood": "mle"}
 TOY_STATIONARY = "stationary"  # the method of Table 5's stationary-point lines
-TOY_DETAIL_COLUMNS = TABLE5.detail_columns  # per-row facts of toy-table, shown after μ and σ

@@ -3,9 +3,8 @@
 The paper's rows are the skeleton, so every table shows the published numbers even where a preset
 ran only part of the grid; our rows that the paper does not have are appended. A table the paper does
 not have (Fashion-MNIST) shows our rows alone, with its reference rows (what perfect samples and what
-noise score) after them. Our table CSVs may be long (``method, divergence, metric, mean, std, n``) or
-wide (``method, divergence, fid_mean, fid_std, n``); both are read into one row per (method,
-divergence, metric).
+noise score) after them. Our table CSVs are in the one results schema (febm/results_schema.py), one
+line per (method, divergence, metric); a CSV in another layout is an error, not a guess.
 
 This module joins them (:func:`build_table`); the records are in ``febm/reporting/table_model.py``, the CSV
 reading in ``febm/reporting/table_csv.py``. Every public name of the three is importable from here.
@@ -18,15 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from febm.reporting.labels import merge_labels
-from febm.reporting.table_csv import (
-    canonical_method,
-    our_rows,
-    paper_rows,
-    read_csv,
-    row_labels,
-    summary_values,
-    toy_rows,
-)
+from febm.reporting.table_csv import our_rows, paper_rows, raw_view, read_ours, summary_values
 from febm.reporting.table_model import Estimate, GroupedRow, TableRow, TableView, detail_text
 from febm.reporting.table_specs import SUMMARY_DISPLAY, TableSpec
 
@@ -36,15 +27,12 @@ __all__ = [
     "TableRow",
     "TableView",
     "build_table",
-    "canonical_method",
     "detail_text",
     "in_order_of",
     "our_rows",
     "paper_rows",
-    "read_csv",
-    "row_labels",
+    "read_ours",
     "summary_values",
-    "toy_rows",
 ]
 
 
@@ -78,25 +66,22 @@ def build_table(
     note = string.Template(spec.note).safe_substitute(note_facts or {})
     if table_csv is None:
         return TableView(spec, "not run", reason=not_run_reason, rows=skeleton, note=note)
-    columns, records = read_csv(table_csv)
+    results = read_ours(table_csv)
+    raw_header, raw_rows = raw_view(table_csv)
     view = TableView(
         spec,
         "ok",
         labels=list(labels),
-        raw_header=columns,
-        raw_rows=[[record.get(name, "") or "" for name in columns] for record in records],
+        raw_header=raw_header,
+        raw_rows=raw_rows,
         note=note,
         summary=[
             (column, SUMMARY_DISPLAY.get(column, column), values)
             for column in spec.summary_columns
-            if (values := summary_values(records, column))
+            if (values := summary_values(results, column))
         ],
     )
-    ours = our_rows(columns, records)
-    if ours is None:
-        view.unparsed = True
-        view.rows = skeleton
-        return view
+    ours = our_rows(results)
     by_key: Mapping[tuple[str, str, str], TableRow] = {row.key: row for row in ours if row.ours is not None}
     for row in skeleton:
         match = by_key.get(row.key)

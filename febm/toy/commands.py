@@ -168,11 +168,12 @@ def stability_command(args: argparse.Namespace) -> int:
 
 def table_command(args: argparse.Namespace) -> int:
     from febm.config import load_config
-    from febm.toy.table import build_table5, write_table5
+    from febm.results_schema import write_results
+    from febm.toy.table import build_table5
 
     config = load_config(args.config)
     rows = build_table5(args.optima, args.runs, args.paper, config)
-    write_table5(rows, args.out)
+    write_results(rows, args.out)
     print(f"Table 5: {len(rows)} rows -> {args.out}")
     return 0
 

@@ -75,8 +75,9 @@ def _figure(number, config, optima, run_dirs, out, convergence):
 
 def run_study(config: dict[str, Any], out: str | Path, jobs: int | None = None) -> dict[str, Any]:
     """Run the whole study; returns the produced paths and a short accuracy summary."""
+    from febm.results_schema import write_results
     from febm.toy.runs import peak_rss_mb
-    from febm.toy.table import build_table5, write_table5
+    from febm.toy.table import build_table5
 
     start = time.perf_counter()
     out = Path(out)
@@ -133,7 +134,7 @@ def run_study(config: dict[str, Any], out: str | Path, jobs: int | None = None) 
             )
             for n in (1, 2, 3, 4)
         ]
-        write_table5(build_table5(optima_list, dirs, PAPER_RESULTS, config), table_path)
+        write_results(build_table5(optima_list, dirs, PAPER_RESULTS, config), table_path)
         _wait(figures + stability_jobs, "figures and stability")
     wall = time.perf_counter() - start
     summary = _summary(metrics, divergences, seeds)

@@ -1,54 +1,33 @@
-"""Table 5 (Appendix F.1): learned (mu, sigma) per divergence, the exact optimum and the paper's numbers.
+"""Table 5 (Appendix F.1): learned (mu, sigma) per divergence, the exact optimum and the paper's numbers,
+in the results schema (febm.results_schema, one line per method, divergence and metric).
 
-Beside the global optimum, each row holds the stationary point that gradient descent on the exact objective
-reaches from the runs' start (``mu_stationary``, ``sigma_stationary``; febm.toy.stationary): the honest target
-of a local method where the divergence has several minima. ``ended_near`` says which of the two each
-converged run ended closer to (``optimum=stationary`` when they coincide) and ``distance_max`` the largest
-such distance, max(|mu - mu'|, |sigma - sigma'|); ``per_seed`` spells it out per seed. Failed runs
-(febm.toy.failures) are not averaged: ``converged`` is n converged / n seeds, ``failures`` their messages.
+Beside the global optimum (method ``optimum``), each divergence has the stationary point that gradient
+descent on the exact objective reaches from the runs' start (method ``stationary``, febm.toy.stationary;
+``same_as_optimum`` says whether the two coincide): the honest target of a local method where the
+divergence has several minima. On the learned rows ``ended_near`` says which of the two each converged run
+ended closer to (``optimum=stationary`` when they coincide) and ``distance_max`` the largest such distance,
+max(|mu - mu'|, |sigma - sigma'|); ``per_seed`` spells it out per seed. Failed runs (febm.toy.failures) are
+not averaged: ``n`` counts the converged runs of ``n_runs``, ``failures`` holds their messages.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from febm.io import write_text_atomic
+from febm.results_schema import ResultRow, canonical_method, make_row
 from febm.toy.failures import is_failed
 from febm.toy.runs import ToyInputError, load_optimum, load_run
 from febm.toy.settings import mixture_from_config
 from febm.toy.stationary import StationaryPoint, descend_from, same_point, stationary_target
 
-TABLE5_COLUMNS = (
-    "divergence",
-    "mu_optimal",
-    "sigma_optimal",
-    "divergence_value",
-    "mu_febm",
-    "mu_febm_std",
-    "sigma_febm",
-    "sigma_febm_std",
-    "n_seeds",
-    "mu_stationary",
-    "sigma_stationary",
-    "stationary_is_optimum",
-    "n_converged",
-    "converged",
-    "ended_near",
-    "distance_max",
-    "per_seed",
-    "failures",
-    "mu_paper_optimal",
-    "sigma_paper_optimal",
-    "mu_paper_febm",
-    "sigma_paper_febm",
-)
-# Baselines get their own rows, named as in the paper's tables; both minimise KL.
-BASELINE_ROWS = {"cd": "contrastive_divergence", "mle": "maximum_likelihood"}
+TABLE, DATASET = "table5", "toy_mixture"  # as the paper's rows in reported_results.csv
+METRICS = ("mu", "sigma")
+# The baselines (CD, maximum likelihood) get their own rows under KL, the divergence both minimise.
+BASELINE_ROWS = ("cd", "mle")
 PAPER_METHOD = {"febm": "f-EBM", "cd": "contrastive_divergence"}
 
 
@@ -109,12 +88,10 @@ def build_table5(
     run_dirs: list[str | Path],
     paper_path: str | Path,
     config: dict[str, Any] | None = None,
-) -> list[dict[str, Any]]:
-    """One row per divergence (and baseline). Failed runs are counted, not averaged (n_converged / n_seeds).
-
-    With ``config``, each row also holds the stationary point descent reaches from the runs' start
-    (febm.toy.stationary) and, per run, the point it ended near with the distance.
-    """
+) -> list[ResultRow]:
+    """Table 5 in the results schema (febm.results_schema): per f-EBM divergence its exact optimum, the
+    stationary point descent reaches from the runs' start (with ``config``) and the learned (mu, sigma);
+    then the baselines. Failed runs are counted, not averaged (``n`` converged of ``n_runs``)."""
     optima = {}
     for path in optimum_paths:
         optimum = load_optimum(path)
@@ -127,7 +104,6 @@ def build_table5(
     order = [d for d in optima if ("febm", d) in runs] + [
         d for d in sorted({d for (m, d) in runs if m == "febm"}) if d not in optima
     ]
-    rows = []
     keys = [("febm", d) for d in order] + [(m, "kl") for m in BASELINE_ROWS if (m, "kl") in runs]
     for _, divergence in keys:
         if divergence not in optima:
@@ -144,68 +120,117 @@ def build_table5(
                 "kl", mixture_from_config(config), (float(train["init_mu"]), float(train["init_sigma"]))
             )
         scale = mixture_from_config(config).std
+    rows: list[ResultRow] = []
     for method, divergence in keys:
         optimum = optima[divergence]
         seeds = sorted(runs[(method, divergence)], key=lambda r: r.get("seed", 0))
-        converged = [r for r in seeds if not is_failed(r)]
-        mus, sigmas = [r["mu"] for r in converged], [r["sigma"] for r in converged]
         point = stationary.get(divergence if method == "febm" else "baseline:kl")
-        near = [nearest_point(r, optimum, point, scale) for r in converged]
-        per_seed = {
-            r.get("seed"): f"{label}:{distance:.6f}"
-            for r, (label, distance) in zip(converged, near, strict=True)
-        }
-        per_seed.update({r.get("seed"): "failed" for r in seeds if is_failed(r)})
-        has_point = point is not None and point.mu is not None
-        paper_method = PAPER_METHOD.get(method)
-        rows.append(
-            {
-                "divergence": BASELINE_ROWS.get(method, divergence),
-                "mu_optimal": optimum["mu"],
-                "sigma_optimal": optimum["sigma"],
-                "divergence_value": optimum["divergence_value"],
-                "mu_febm": statistics.fmean(mus) if mus else None,
-                "mu_febm_std": _std(mus),
-                "sigma_febm": statistics.fmean(sigmas) if sigmas else None,
-                "sigma_febm_std": _std(sigmas),
-                "n_seeds": len(seeds),
-                "mu_stationary": point.mu if has_point else None,
-                "sigma_stationary": point.sigma if has_point else None,
-                "stationary_is_optimum": None
-                if not has_point
-                else str(
-                    same_point((point.mu, point.sigma), (optimum["mu"], optimum["sigma"]), scale)
-                ).lower(),
-                "n_converged": len(converged),
-                "converged": f"{len(converged)}/{len(seeds)}",
-                "ended_near": _ended_near([label for label, _ in near]) if near else None,
-                "distance_max": max((distance for _, distance in near), default=None),
-                "per_seed": " ".join(f"seed{seed}={text}" for seed, text in sorted(per_seed.items())),
-                "failures": "; ".join(
-                    f"seed{r.get('seed')}: {r.get('error', '')}" for r in seeds if is_failed(r)
-                )
-                or None,
-                "mu_paper_optimal": paper.get(("optimum", divergence, "mu")),
-                "sigma_paper_optimal": paper.get(("optimum", divergence, "sigma")),
-                "mu_paper_febm": paper.get((paper_method, divergence, "mu")) if paper_method else None,
-                "sigma_paper_febm": paper.get((paper_method, divergence, "sigma")) if paper_method else None,
-            }
-        )
+        provenance = _provenance(seeds)
+        if method == "febm":
+            rows += _target_rows(divergence, optimum, point, scale, paper, provenance)
+        rows += _learned_rows(method, divergence, seeds, optimum, point, scale, paper, provenance)
     return rows
 
 
-def write_table5(rows: list[dict[str, Any]], out: str | Path) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=TABLE5_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _format(row[k]) for k in TABLE5_COLUMNS})
-    write_text_atomic(out, buffer.getvalue())
+def _provenance(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The preset and scale the runs record (one value, or every distinct one joined by ';')."""
+    return {
+        name: ";".join(dict.fromkeys(str(r[name]) for r in runs if r.get(name) is not None))
+        for name in ("preset", "scale")
+    }
 
 
-def _format(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.6f}"
-    return value
+def _target_rows(
+    divergence: str,
+    optimum: dict[str, Any],
+    point: StationaryPoint | None,
+    scale: float,
+    paper: dict[tuple[str, str, str], float],
+    provenance: dict[str, Any],
+) -> list[ResultRow]:
+    """The exact optimum (with the paper's) and, where computed, the stationary point of descent."""
+    rows = [
+        make_row(
+            TABLE,
+            DATASET,
+            "optimum",
+            divergence,
+            metric,
+            mean=optimum[metric],
+            source="exact optimum (quadrature)",
+            objective_value=optimum["divergence_value"],
+            paper=paper.get(("optimum", divergence, metric)),
+            paper_source="paper Table 5" if ("optimum", divergence, metric) in paper else None,
+            **provenance,
+        )
+        for metric in METRICS
+    ]
+    if point is not None and point.mu is not None:
+        same = same_point((point.mu, point.sigma), (optimum["mu"], optimum["sigma"]), scale)
+        rows += [
+            make_row(
+                TABLE,
+                DATASET,
+                "stationary",
+                divergence,
+                metric,
+                mean=getattr(point, metric),
+                source="gradient descent on the exact objective from the start",
+                same_as_optimum=same,
+                **provenance,
+            )
+            for metric in METRICS
+        ]
+    return rows
+
+
+def _learned_rows(
+    method: str,
+    divergence: str,
+    seeds: list[dict[str, Any]],
+    optimum: dict[str, Any],
+    point: StationaryPoint | None,
+    scale: float,
+    paper: dict[tuple[str, str, str], float],
+    provenance: dict[str, Any],
+) -> list[ResultRow]:
+    converged = [r for r in seeds if not is_failed(r)]
+    near = [nearest_point(r, optimum, point, scale) for r in converged]
+    per_seed = {
+        r.get("seed"): f"{label}:{distance:.6f}" for r, (label, distance) in zip(converged, near, strict=True)
+    }
+    per_seed.update({r.get("seed"): "failed" for r in seeds if is_failed(r)})
+    paper_method = PAPER_METHOD.get(method)
+    facts = {
+        "converged": f"{len(converged)}/{len(seeds)}",
+        "ended_near": _ended_near([label for label, _ in near]) if near else None,
+        "distance_max": max((distance for _, distance in near), default=None),
+        "per_seed": " ".join(f"seed{seed}={text}" for seed, text in sorted(per_seed.items())),
+        "failures": "; ".join(f"seed{r.get('seed')}: {r.get('error', '')}" for r in seeds if is_failed(r))
+        or None,
+        "iterations": " ".join(dict.fromkeys(str(r["iterations"]) for r in seeds if r.get("iterations"))),
+    }
+    rows = []
+    for metric in METRICS:
+        values = [r[metric] for r in converged]
+        paper_key = (paper_method, divergence, metric)
+        rows.append(
+            make_row(
+                TABLE,
+                DATASET,
+                canonical_method(method),
+                divergence,
+                metric,
+                mean=statistics.fmean(values) if values else None,
+                std=_std(values),
+                n=len(converged),
+                n_runs=len(seeds),
+                seeds=" ".join(str(r.get("seed")) for r in seeds),
+                source="this reproduction",
+                paper=paper.get(paper_key),
+                paper_source="paper Table 5" if paper_key in paper else None,
+                **facts,
+                **provenance,
+            )
+        )
+    return rows
