@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from febm.config import validate
+from febm.images import celeba
 from febm.images import data as raw
 from febm.images.data import DataError, batch_indices, dequantise, load_cache
 from febm.images.prepare import prepare_data
@@ -89,8 +90,8 @@ def test_celeba_folder_is_cropped_and_resized(celeba_standin_root, tmp_path):
     data = load_cache(tmp_path / "celeba32.npz")
     assert data.images.shape == (12, 3, 32, 32) and data.num_classes == 0
     # The 140-pixel centre crop is mostly face: the centre of a 32x32 image is skin, not background.
-    face = raw.preprocess_face(raw.find_celeba_folder(celeba_standin_root) / "000001.jpg", 140)
-    whole = raw.preprocess_face(raw.find_celeba_folder(celeba_standin_root) / "000001.jpg", 0)
+    face = celeba.preprocess_face(celeba.find_celeba_folder(celeba_standin_root) / "000001.jpg", 140)
+    whole = celeba.preprocess_face(celeba.find_celeba_folder(celeba_standin_root) / "000001.jpg", 0)
     assert face.shape == whole.shape == (32, 32, 3)
     assert not np.array_equal(face, whole)
 
@@ -105,7 +106,7 @@ def test_empty_or_broken_celeba_folders_are_clear_errors(celeba_standin_root, tm
     with pytest.raises(DataError, match=r"holds no images"):
         prepare_data(config, "celeba32", tmp_path, tmp_path / "x.npz")
     folder = tmp_path / "celeba" / "img_align_celeba"
-    original = raw.find_celeba_folder(celeba_standin_root) / "000001.jpg"
+    original = celeba.find_celeba_folder(celeba_standin_root) / "000001.jpg"
     (folder / "000001.jpg").write_bytes(original.read_bytes()[:300])
     with pytest.raises(DataError, match=r"000001\.jpg.*truncated or corrupted"):
         prepare_data(config, "celeba32", tmp_path, tmp_path / "x.npz")

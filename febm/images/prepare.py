@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from febm.images import celeba
 from febm.images import data as raw
 from febm.images.data import DataError
 from febm.images.fashion_mnist import fashion_mnist_arrays
@@ -75,7 +76,7 @@ def _cifar10(root: Path, *, standin: bool, download: bool) -> dict[str, np.ndarr
 def _celeba32(root: Path, images_config: dict[str, Any], *, standin: bool) -> dict[str, np.ndarray]:
     settings = images_config["celeba32"]
     try:
-        raw.find_celeba_folder(root)
+        celeba.find_celeba_folder(root)
     except DataError:
         if standin or not images_config["download"]:
             raise
@@ -83,7 +84,9 @@ def _celeba32(root: Path, images_config: dict[str, Any], *, standin: bool) -> di
     if not standin:
         _check_partition_md5(root)
     workers = max(1, min(8, (os.cpu_count() or 1)))
-    images = raw.load_celeba(root, split=settings["split"], crop_size=settings["crop_size"], workers=workers)
+    images = celeba.load_celeba(
+        root, split=settings["split"], crop_size=settings["crop_size"], workers=workers
+    )
     if not standin and settings["split"] == "all" and images.shape[0] != 202_599:
         print(
             f"febm prepare-data: warning: found {images.shape[0]} CelebA images, the full set has 202,599",
@@ -108,14 +111,16 @@ def _try_celeba_download(root: Path) -> None:
         CelebA(str(root), split="all", target_type=[], download=True)
     except Exception as error:
         raise DataError(
-            raw.celeba_missing_message(root, f"download failed: {type(error).__name__}: {str(error)[:200]}")
+            celeba.celeba_missing_message(
+                root, f"download failed: {type(error).__name__}: {str(error)[:200]}"
+            )
         ) from None
 
 
 def _check_partition_md5(root: Path) -> None:
     for partition in (root / "celeba" / "list_eval_partition.txt", root / "list_eval_partition.txt"):
-        if partition.is_file() and raw.md5sum(partition) != raw.CELEBA_PARTITION_MD5:
+        if partition.is_file() and raw.md5sum(partition) != celeba.CELEBA_PARTITION_MD5:
             raise DataError(
-                f"{str(partition)!r} fails its md5 check (expected {raw.CELEBA_PARTITION_MD5}); "
+                f"{str(partition)!r} fails its md5 check (expected {celeba.CELEBA_PARTITION_MD5}); "
                 "download CelebA's list_eval_partition.txt again"
             )
