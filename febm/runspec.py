@@ -77,6 +77,21 @@ class RunSpec:
         }
 
 
+# What identifies a run in every file it leads to (metrics, samples, scores, sample grids).
+IDENTITY_FIELDS = ("dataset", "method", "divergence", "seed")
+
+
+def identity_of_record(record: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The run identity a record states, or None if it lacks a field: read from the record itself, else
+    from its nested ``model`` (the checkpoint's own record, which ``febm sample`` keeps with the samples)."""
+    model = record.get("model")
+    nested = model if isinstance(model, Mapping) else {}
+    identity = {
+        key: record.get(key) if record.get(key) is not None else nested.get(key) for key in IDENTITY_FIELDS
+    }
+    return None if any(value is None for value in identity.values()) else identity
+
+
 def toy_runs(config: Mapping[str, Any]) -> list[RunSpec]:
     """f-EBM for every configured divergence and the CD / MLE baselines on KL, for every seed."""
     toy = config["toy"]

@@ -1,15 +1,13 @@
 """Sample figures and Tables 1-2 assembly, with tiny hand-made energies and score records."""
 
-import csv
-import io
-
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from febm.evaluation import figures
-from febm.evaluation.tables import TableError, build_table, read_paper_values, table_csv
+from febm.evaluation.tables import TableError, build_table, read_paper_values
+from febm.results_schema import read_results, write_results
 
 PAPER = "febm/data/reported_results.csv"
 
@@ -96,31 +94,72 @@ def score_record(method: str, divergence: str, seed: int, fid: float, inception:
     }
 
 
-def test_table1_aggregates_seeds_and_sits_beside_the_paper():
+def test_table1_aggregates_seeds_and_sits_beside_the_paper(tmp_path):
     scores = [
         score_record("febm", "jensen_shannon", 0, 30.0, 8.0),
         score_record("febm", "jensen_shannon", 1, 34.0, 8.4),
         score_record("cd", "kl", 0, 40.0, 7.5),
     ]
     rows = build_table(1, scores, read_paper_values(PAPER, 1), "paper")
-    by_key = {(row["method"], row["divergence"]): row for row in rows}
-    js = by_key[("f-EBM", "jensen_shannon")]
-    assert js["fid_mean"] == pytest.approx(32.0) and js["fid_std_over_seeds"] == pytest.approx(
-        np.std([30, 34], ddof=1)
+    by_key = {row.key: row for row in rows}
+    fid, score = (
+        by_key[("f-EBM", "jensen_shannon", "fid")],
+        by_key[("f-EBM", "jensen_shannon", "inception_score")],
     )
-    assert js["inception_score_mean"] == pytest.approx(8.2) and js["n_seeds"] == 2
-    assert js["paper_fid"] == pytest.approx(30.86) and js["paper_inception_score"] == pytest.approx(8.61)
-    assert by_key[("contrastive_divergence", "kl")]["paper_fid"] == pytest.approx(37.9)
-    assert by_key[("SNGAN", "")]["source"].startswith("cited from the paper")
-    assert by_key[("f-EBM", "kl")]["source"] == "paper only (not run here)"
-    parsed = list(csv.DictReader(io.StringIO(table_csv(rows))))
-    assert parsed[0]["method"] == "DCGAN" and len(parsed) == len(rows)
+    assert fid.mean == pytest.approx(32.0) and fid.std == pytest.approx(np.std([30, 34], ddof=1))
+    assert score.mean == pytest.approx(8.2) and score.n == 2 and score.seeds == "0 1"
+    assert float(fid.details["paper"]) == pytest.approx(30.86)
+    assert float(score.details["paper"]) == pytest.approx(8.61)
+    assert float(by_key[("contrastive_divergence", "kl", "fid")].details["paper"]) == pytest.approx(37.9)
+    assert by_key[("SNGAN", "", "inception_score")].source.startswith("cited from the paper")
+    assert by_key[("f-EBM", "kl", "fid")].source == "paper only (not run here)"
+    assert by_key[("f-EBM", "kl", "fid")].mean is None
+    write_results(rows, tmp_path / "table1.csv")
+    parsed = read_results(tmp_path / "table1.csv")
+    assert parsed[0].method == "DCGAN" and len(parsed) == len(rows)
+    assert [(r.key, r.details) for r in parsed] == [
+        (r.key, {k: v for k, v in r.details.items() if v}) for r in rows
+    ]
+    parsed_fid = next(r for r in parsed if r.key == fid.key)
+    assert parsed_fid.std == pytest.approx(fid.std, rel=1e-5)
 
 
 def test_table2_has_no_inception_score_and_rejects_other_datasets():
     record = {**score_record("febm", "kl", 0, 30.0, 2.0), "dataset": "celeba32"}
     rows = build_table(2, [record], read_paper_values(PAPER, 2), "paper")
-    row = next(row for row in rows if row["divergence"] == "kl" and row["method"] == "f-EBM")
-    assert row["inception_score_mean"] == "" and row["fid_mean"] == pytest.approx(30.0)
+    ours = [row for row in rows if row.divergence == "kl" and row.method == "f-EBM"]
+    assert [row.metric for row in ours] == ["fid"] and ours[0].mean == pytest.approx(30.0)
     with pytest.raises(TableError, match="Table 2 is celeba32"):
         build_table(2, [score_record("febm", "kl", 0, 1.0, 1.0)], {}, "paper")
+
+
+def test_image_figure_grid_states_the_run_its_samples_record(tmp_path, capsys):
+    """`febm sample` output -> `febm image-figure --figure grid`: the PNG names the sampled checkpoint's run,
+    whatever the output is called; samples that record none give a grid that says so, and a warning."""
+    import json
+
+    from PIL import Image
+
+    from febm.cli import main
+    from febm.images.checkpoint import save_energy_model
+    from febm.images.networks import NetworkConfig, build_energy_network
+    from febm.images.sampling import sample_to_file
+
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps({"preset": "smoke", "evaluation": {"plain_protocol": {"steps": 2}}}))
+    energy = build_energy_network(NetworkConfig(num_filters=4, num_classes=10, image_channels=1))
+    meta = {"dataset": "fashion_mnist", "method": "febm", "divergence": "squared_hellinger", "seed": 5}
+    save_energy_model(tmp_path / "model.pt", energy, {**meta, "iterations": 3, "preset": "smoke"})
+    samples = tmp_path / "samples.npz"
+    sample_to_file(checkpoint=tmp_path / "model.pt", count=4, protocol="plain", out=samples,
+                   config_paths=[config], seed=0, device="cpu")  # fmt: skip
+    grid = ["image-figure", "--figure", "grid", "--config", str(config)]
+    assert main([*grid, "--images", str(samples), "--out", str(tmp_path / "cifar10_cd_kl_seed0.png")]) == 0
+    with Image.open(tmp_path / "cifar10_cd_kl_seed0.png") as image:
+        assert {key: image.text[f"febm.{key}"] for key in meta} == {k: str(v) for k, v in meta.items()}
+        assert image.text["febm.figure"] == "uncurated_grid"
+    np.savez(tmp_path / "bare.npz", images=np.zeros((4, 8, 8, 3), np.uint8))
+    assert main([*grid, "--images", str(tmp_path / "bare.npz"), "--out", str(tmp_path / "bare.png")]) == 0
+    assert "bare.npz records no run identity" in capsys.readouterr().err
+    with Image.open(tmp_path / "bare.png") as image:
+        assert {key for key in image.text if key.startswith("febm.")} == {"febm.figure"}

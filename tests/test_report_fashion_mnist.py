@@ -17,9 +17,11 @@ from pathlib import Path
 import pytest
 
 from febm.cli import main as febm_main
-from febm.evaluation.classifier_table import build_rows, write_table
+from febm.evaluation.classifier_table import build_rows
 from febm.reporting.render import ReportInputs, render_report
-from tests.test_report_render import PAPER, TEMPLATES, section, smoke_config, tiny_png
+from febm.results_schema import write_results
+from tests.grid_files import evaluation_grid
+from tests.test_report_render import PAPER, TEMPLATES, section, smoke_config
 
 CLASSIFIER_ACCURACY = 0.9187
 # (method, divergence) -> per seed (conditional accuracy, FID, Inception Score); made-up numbers.
@@ -73,7 +75,8 @@ def score_record(
 
 
 def write_study(root: Path, preset: str = "laptop") -> dict[str, list[Path]]:
-    """Score and run files in the workflow's layout, the table from them, and one grid per run."""
+    """Score and run files in the workflow's layout, the table from them, and one grid per run (by
+    `febm image-figure --figure grid`)."""
     scores, runs, metrics, samples = [], [], [], []
     for (method, divergence), per_seed in RUNS.items():
         for seed, values in enumerate(per_seed):
@@ -99,7 +102,9 @@ def write_study(root: Path, preset: str = "laptop") -> dict[str, list[Path]]:
                 metrics.append(path)
             scores.append(record)
             runs.append(run_record)
-            samples.append(tiny_png(root / f"results/figures/samples/{run}.png", (90, 90, 90)))
+            samples.append(
+                evaluation_grid(root / f"results/figures/samples/{run}.png", run_record, channels=1)
+            )
     for reference, values in REFERENCES.items():
         record = score_record(f"reference_{reference}", None, None, None, values, preset)
         path = root / f"results/images/scores/fashion_mnist/reference/{reference}.json"
@@ -108,7 +113,7 @@ def write_study(root: Path, preset: str = "laptop") -> dict[str, list[Path]]:
         metrics.append(path)
         scores.append(record)
     table = root / "results" / "tables" / "fashion_mnist.csv"
-    write_table(build_rows(scores, runs), table)
+    write_results(build_rows(scores, runs), table)
     return {"tables": [table], "metrics": metrics, "samples": samples}
 
 
@@ -245,20 +250,6 @@ def test_sample_grids_of_the_runs_are_shown_and_labelled(laptop_report):
         "1000 samples, 2000 training iterations" in body for *_, body in figures
     )  # from the score files
     assert "fashion_mnist / febm / jensen_shannon / seed0" in samples
-
-
-def test_grids_with_fewer_rows_than_classes_are_not_called_class_by_row(tmp_path):
-    # `febm image-figure --figure grid` falls back to sample order then; the caption must follow it.
-    samples = section(render(tmp_path, laptop_config(grid_rows=2), **write_study(tmp_path)), "samples")
-    assert "the first samples in sampling order" in samples and "row r holds" not in samples
-
-
-def test_training_snapshots_are_not_called_class_by_row(tmp_path):
-    # A trainer's snapshot (.../seed<S>/samples.png) is a plain near-square grid, whatever the config.
-    snapshot = tiny_png(tmp_path / "results/images/runs/fashion_mnist/febm/kl/seed0/samples.png")
-    samples = section(render(tmp_path, laptop_config(), samples=[snapshot]), "samples")
-    assert "as the training run saved them" in samples and "row r holds" not in samples
-    assert 'id="samples-fashion_mnist_febm_kl_seed0"' in samples
 
 
 def test_section_sits_after_tables_1_and_2_with_a_nav_link(laptop_report):

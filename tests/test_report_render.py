@@ -14,7 +14,12 @@ from pathlib import Path
 
 from febm.cli import main as febm_main
 from febm.config import load_config
+from febm.evaluation.tables import build_table, read_paper_values
 from febm.reporting.render import ReportInputs, render_report
+from febm.results_schema import make_row, write_results
+from febm.runspec import TOY_DATASET, RunSpec
+from febm.toy.table import build_table5
+from tests.grid_files import run_record, training_grid
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER = REPO / "febm" / "data" / "reported_results.csv"
@@ -43,22 +48,48 @@ def smoke_config(**sections) -> dict:
     return config
 
 
+def write_tables(root: Path, tables: Path, preset: str, standin: bool) -> None:
+    """Table 5 and Table 1 as their producers write them (`febm toy-table`, `febm image-table`), from run
+    and score records made up around chosen means and spreads."""
+    scale = "paper" if preset == "paper" else "reduced: 300 steps"
+    made = root / "producer_inputs"
+    optimum = made / "optimum" / "kl.json"
+    optimum.parent.mkdir(parents=True, exist_ok=True)
+    optimum.write_text(
+        json.dumps({"divergence": "kl", "mu": 1.0107, "sigma": 1.8302, "divergence_value": 0.1})
+    )
+    runs = []
+    for method, mu, mu_std, sigma, sigma_std in [
+        ("febm", 1.0234, 0.0123, 1.8111, 0.0045),
+        ("mle", 1.0099, 0.0001, 1.83, 0.001),
+    ]:
+        for seed, sign in ((0, 1), (1, -1)):  # two seeds at mean +- std / sqrt(2): their std is `std`
+            run = made / "runs" / method / f"seed{seed}"
+            run.mkdir(parents=True, exist_ok=True)
+            record = {"method": method, "divergence": "kl", "seed": seed, "status": "completed", "iterations": 300,
+                      "mu": mu + sign * mu_std / 2**0.5, "sigma": sigma + sign * sigma_std / 2**0.5,
+                      "preset": preset, "scale": scale}  # fmt: skip
+            (run / "metrics.json").write_text(json.dumps(record))
+            runs.append(run)
+    write_results(build_table5([optimum], runs, PAPER), tables / "table5.csv")
+
+    def score(method: str, divergence: str, seed: int, fid: float, inception: float) -> dict:
+        return {"dataset": "cifar10", "method": method, "divergence": divergence, "seed": seed, "fid": fid,
+                "inception_score": inception, "inception_score_std": 0.01, "n_samples": 5000,
+                "reference": {"reference_set": "train+test", "n": 60000}, "preprocessing": "tf", "protocol": "paper",
+                "preset": preset, "scale": scale, "standin_weights": standin, "standin_data": standin}  # fmt: skip
+
+    half = 1.5 / 2**0.5  # two seeds 345.6789 +- half: FID 345.68 +- 1.50
+    scores = [score("febm", "jensen_shannon", 0, 345.6789 + half, 1.2345), score("febm", "jensen_shannon", 1, 345.6789 - half, 1.2345),
+              score("cd", "kl", 0, 400.25, 1.1111)]  # fmt: skip
+    write_results(build_table(1, scores, read_paper_values(PAPER, 1), preset), tables / "table1.csv")
+
+
 def write_inputs(root: Path, preset: str = "smoke", standin: bool = True) -> dict[str, list[Path]]:
     """Table 5 and Table 1 exist; Table 2 (CelebA) was not run."""
     tables = root / "results" / "tables"
     tables.mkdir(parents=True, exist_ok=True)
-    (tables / "table5.csv").write_text(
-        "method,divergence,metric,mean,std,n\n"
-        "f-EBM,kl,mu,1.0234,0.0123,2\n"
-        "f-EBM,kl,sigma,1.8111,0.0045,2\n"
-        "optimum,kl,mu,1.0107,,1\n"
-        "mle,kl,mu,1.0099,0.0001,2\n"
-    )
-    (tables / "table1.csv").write_text(
-        "method,divergence,inception_score_mean,inception_score_std,fid_mean,fid_std,n\n"
-        "febm,jensen_shannon,1.2345,0.01,345.6789,1.5,1\n"
-        "cd,kl,1.1111,0.02,400.25,2.5,1\n"
-    )
+    write_tables(root, tables, preset, standin)
     figures = [
         tiny_png(root / "results" / "figures" / f"figure{n}.png", (30 * n, 60, 90)) for n in (1, 2, 3, 4)
     ]
@@ -66,27 +97,18 @@ def write_inputs(root: Path, preset: str = "smoke", standin: bool = True) -> dic
     for seed in (0, 1):
         path = root / "results" / "toy" / "runs" / "febm" / "kl" / f"seed{seed}" / "metrics.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        record = {"preset": preset, "scale": "reduced: 300 steps", "standin_data": False}
+        record = {**RunSpec("toy", TOY_DATASET, "febm", "kl", seed).record(), "preset": preset}
+        record.update(scale="reduced: 300 steps", standin_data=False)
         record["provenance"] = {"device": "cpu (2 cores)", "host": "testhost"}
         path.write_text(json.dumps(record))
         metrics.append(path)
+    run = run_record("cifar10", "febm", "jensen_shannon", 0)
     score = root / "results" / "images" / "scores" / "cifar10" / "febm" / "jensen_shannon" / "seed0.json"
     score.parent.mkdir(parents=True, exist_ok=True)
-    score.write_text(json.dumps({"preset": preset, "standin_data": standin, "fid": 345.6789}))
+    score.write_text(json.dumps({**run, "preset": preset, "standin_data": standin, "fid": 345.6789}))
     metrics.append(score)
-    samples = [
-        tiny_png(
-            root
-            / "results"
-            / "images"
-            / "runs"
-            / "cifar10"
-            / "febm"
-            / "jensen_shannon"
-            / "seed0"
-            / "samples.png"
-        )
-    ]
+    run_dir = root / "results" / "images" / "runs" / "cifar10" / "febm" / "jensen_shannon" / "seed0"
+    samples = [training_grid(run_dir / "samples.png", run)]
     benchmarks = []
     for stage, seconds in [("toy_train", [1.5, 2.5]), ("train_images", [75.0])]:
         for index, value in enumerate(seconds):
@@ -150,7 +172,7 @@ def test_table_shows_ours_beside_the_paper_with_the_difference(tmp_path):
     )
 
 
-def test_wide_image_table_and_paper_only_rows(tmp_path):
+def test_image_table_and_paper_only_rows(tmp_path):
     table1 = section(render(tmp_path, smoke_config()), "table1")
     assert "345.68 ± 1.50" in table1 and "30.86" in table1 and "+314.82" in table1  # JS FID vs the paper
     assert "DCGAN" in table1 and "6.58" in table1  # cited GAN rows stay visible
@@ -200,9 +222,12 @@ def test_missing_studies_render_as_not_run(tmp_path):
 
 
 def test_values_are_escaped(tmp_path):
-    (tmp_path / "evil").mkdir()
     table = tmp_path / "evil" / "table5.csv"
-    table.write_text("method,divergence,metric,mean,std,n\nf-EBM,<script>alert(1)</script>,mu,1.0,0.1,2\n")
+    table.parent.mkdir()
+    evil = "<script>alert(1)</script>"
+    write_results(
+        [make_row("table5", "toy_mixture", "f-EBM", evil, "mu", mean=1.0, std=0.1, n=2, n_runs=2)], table
+    )
     html = render(tmp_path, smoke_config(), tables=[table])
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
@@ -263,3 +288,25 @@ def test_stability_shows_the_conclusion_and_key_numbers(tmp_path):
     stability = section(render(tmp_path, smoke_config()), "stability")
     assert "locally exponentially stable" in stability
     assert "learned μ = 1.0234" in stability and "eigenvalues = −0.2500" in stability
+
+
+def test_a_table_in_another_layout_is_an_error_not_a_guess(tmp_path, capsys):
+    files = write_inputs(tmp_path)
+    table = tmp_path / "old" / "table1.csv"
+    table.parent.mkdir()
+    table.write_text("method,divergence,fid_mean,fid_std,n\nfebm,kl,30.0,1.0,2\n")  # a layout febm once wrote
+    config = tmp_path / "config.yaml"
+    config.write_text("preset: smoke\n")
+    arguments = [
+        "report",
+        "--config",
+        str(config),
+        "--templates",
+        str(TEMPLATES),
+        "--out",
+        str(tmp_path / "r.html"),
+    ]
+    assert febm_main([*arguments, "--tables", str(table), "--figures", *map(str, files["figures"])]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "not in febm's results schema" in error and "table1.csv" in error and "\n" not in error
+    assert not (tmp_path / "r.html").exists()

@@ -2,7 +2,8 @@
 it submits a job the cluster must refuse.
 
 `sinfo` and `sbatch` are small fake scripts here (the real cluster run is tests/slurm/run_slurm_smoke.sh,
-a CI step of its own): `sinfo` describes a cluster, `sbatch` records that it was called and fails.
+a CI step of its own): `sinfo` describes a cluster, `sbatch --test-only` answers as told, and a real `sbatch` records that it
+was called and fails.
 Snakemake runs in-process, as in tests/test_workflow_dryrun.py.
 """
 
@@ -95,8 +96,36 @@ def test_paper_jobs_ask_for_paper_scale(tmp_path, snakemake, slurm_env):
     status, output = snakemake(tmp_path, "--dry-run", "--profile", str(REPO / "profiles" / "slurm"), target)
     assert status == 0, output[-3000:]
     train = planned_resources(output)["train_images"]
-    assert train["gpu"] == "1" and train["slurm_partition"] == "gpu-a100"
-    assert int(train["mem_mb"]) >= 16000 and int(train["runtime"]) >= 1440, train
+    # the original's global batch: 4 torchrun processes x 128 images, one GPU and 16 GB of host memory each
+    assert train["gpu"] == "4" and train["slurm_partition"] == "gpu-a100"
+    assert int(train["mem_mb"]) >= 4 * 16000 and int(train["runtime"]) >= 1440, train
+    assert "torchrun --standalone --nproc_per_node=4 -m febm train-images" in output
+
+
+def test_the_paper_preset_trains_with_global_batch_512_either_way(tmp_path, snakemake, slurm_env):
+    from febm.config import load_config
+    from febm.images.run_outputs import describe_scale, parallel_record
+    from febm.images.training import TrainSettings
+
+    base = load_config([REPO / "config" / "config.yaml"])
+    one_process = tmp_path / "one_process.yaml"
+    one_process.write_text("images: {cifar10: {training: {parallel: {launch: one_process}}}}\n")
+    for config, world_size in [(base, 4), (load_config([REPO / "config" / "config.yaml", one_process]), 1)]:
+        settings = TrainSettings.from_config(
+            config["images"]["cifar10"], method="febm", divergence="kl", seed=0
+        )
+        record = parallel_record(settings, world_size)
+        assert (record["global_batch"], record["replay_chains"]) == (512, 40000), record
+        assert describe_scale(config, settings, world_size) == "paper"
+    assert describe_scale(base, settings, 2).startswith("reduced: global batch 1024")  # a wrong process count
+
+    target = "results/images/runs/cifar10/febm/jensen_shannon/seed0/model.pt"
+    status, output = snakemake(
+        tmp_path / "work", target, "--dry-run", "--profile", str(REPO / "profiles" / "slurm"), "--configfile",
+        str(REPO / "config" / "config.yaml"), str(one_process),
+    )  # fmt: skip
+    assert status == 0, output[-3000:]
+    assert planned_resources(output)["train_images"]["gpu"] == "1" and "torchrun" not in output
 
 
 def test_cpu_profile_drops_only_the_gpu_request(tmp_path, snakemake, slurm_env):
@@ -142,7 +171,15 @@ def fake_cluster(tmp_path: Path, nodes: list[str]) -> Path:
     scripts = {
         "sinfo": "cat <<'EOF'\n" + "\n".join(nodes) + "\nEOF\n",
         "squeue": "exit 0\n",
-        "sbatch": f'echo "$@" >> {tmp_path}/sbatch.calls\necho "sbatch: error: refused" >&2\nexit 1\n',
+        # --test-only (the run's check before submitting): refuses with $FAKE_SBATCH_REFUSAL if set;
+        # a real submission is recorded, then refused
+        "sbatch": (
+            'case " $* " in *" --test-only "*)\n'
+            f'  echo "$@" >> {tmp_path}/sbatch.tests\n'
+            '  if [ -n "$FAKE_SBATCH_REFUSAL" ]; then echo "sbatch: error: $FAKE_SBATCH_REFUSAL" >&2; exit 1; fi\n'
+            '  echo "sbatch: Job 1 to start at 2026-12-02T00:00:00 on node1" >&2; exit 0;;\nesac\n'
+            f'echo "$@" >> {tmp_path}/sbatch.calls\necho "sbatch: error: refused" >&2\nexit 1\n'
+        ),
     }
     for name, body in scripts.items():
         path = bin_dir / name
@@ -194,3 +231,28 @@ def test_too_little_memory_names_mem_mb_and_a_missing_partition_names_its_variab
     )
     assert status != 0 and not submitted
     assert "partition 'a100' (from FEBM_SLURM_GPU_PARTITION) is not on this cluster" in output, output[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("refusal", "named"),
+    [
+        ("Batch job submission failed: Invalid account or account/partition combination specified",
+         "set FEBM_SLURM_ACCOUNT"),
+        ("Batch job submission failed: Job violates accounting/QOS policy (job submit limit, user's size "
+         "and/or time limits)", "the QOS"),
+    ],
+)  # fmt: skip
+def test_a_refused_account_or_qos_stops_the_run_before_any_submission(
+    tmp_path, snakemake, slurm_env, refusal, named
+):
+    slurm_env.setenv("FEBM_SLURM_ACCOUNT", "nosuchproject")
+    slurm_env.setenv("FAKE_SBATCH_REFUSAL", refusal)
+    status, output, submitted = run_on_fake_cluster(
+        tmp_path, snakemake, slurm_env, ["node1|gpu:1|64000|1-00:00:00"]
+    )
+    assert status != 0 and not submitted, output[-3000:]
+    assert refusal.removeprefix("Batch job submission failed: ") in output and named in output, output[-3000:]
+    assert "--account=nosuchproject" in output and "Nothing was submitted" in output
+    assert "Trying to restart" not in output  # no retry of what cannot succeed
+    tested = (tmp_path / "sbatch.tests").read_text()
+    assert "--test-only" in tested and "--gpus=1" in tested and "--account=nosuchproject" in tested

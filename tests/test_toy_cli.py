@@ -11,7 +11,7 @@ import yaml
 
 from febm.cli import main
 from febm.reporting.tables import our_rows
-from febm.toy.table import TABLE5_COLUMNS
+from febm.results_schema import read_results
 
 TINY = {
     "preset": "smoke",
@@ -181,6 +181,31 @@ def test_run_outputs(study):
     assert torch.load(study / "runs/cd/kl/seed0/h.pt", weights_only=True)["state_dict"] == {}
 
 
+def test_every_run_record_states_its_identity_and_the_report_finds_its_study_there(study, tmp_path):
+    """Completed and failed runs alike; the report's study labels read it, wherever the file lies."""
+    from febm.reporting.labels import study_labels
+    from tests.test_toy_failures import DIVERGING
+
+    config = tmp_path / "diverging.yaml"
+    config.write_text(yaml.safe_dump(DIVERGING))
+    failed = tmp_path / "some" / "folder"
+    args = ["toy-train", "--config", str(config), "--method", "mle", "--divergence", "kl", "--seed", "3",
+            "--optimum", str(study / "opt/kl.json"), "--out-dir", str(failed), "--no-progress"]  # fmt: skip
+    assert main(args) == 1
+    completed = json.loads((study / "runs/cd/kl/seed0/metrics.json").read_text())
+    record = json.loads((failed / "metrics.json").read_text())
+    assert record["status"] == "failed"
+    identity = ("study", "dataset", "method", "divergence", "seed")
+    assert [completed[key] for key in identity] == ["toy", "mixture", "cd", "kl", 0]
+    assert [record[key] for key in identity] == ["toy", "mixture", "mle", "kl", 3]
+    # Put where a CIFAR-10 score would lie: still the toy's.
+    moved = tmp_path / "results/images/scores/cifar10/febm/kl/seed0.json"
+    moved.parent.mkdir(parents=True)
+    moved.write_text(json.dumps(completed))
+    labels = study_labels({"preset": "paper"}, [moved, failed / "metrics.json"])
+    assert completed["scale"] in labels["toy"] and "smoke preset" in labels["toy"] and labels["cifar10"] == []
+
+
 def test_rerun_resumes_from_the_finished_checkpoint(study):
     run = study / "runs/febm/kl/seed0"
     before = json.loads((run / "metrics.json").read_text())
@@ -206,20 +231,23 @@ def test_rerun_resumes_from_the_finished_checkpoint(study):
 
 
 def test_table5(study):
-    rows = list(csv.DictReader((study / "tables/table5.csv").open()))
-    columns = list(rows[0])
-    assert columns == list(TABLE5_COLUMNS)
-    # The report reads this table, so check the layout through it: unlike the line above, this does not
-    # lean on TABLE5_COLUMNS, and a column renamed in the constant and the writer together still fails.
-    estimates = {row.key: row.ours for row in our_rows(columns, rows) or []}
+    rows = read_results(study / "tables/table5.csv")  # the results schema, or an error
+    # The report reads this table, so check the layout through it.
+    estimates = {row.key: row.ours for row in our_rows(rows)}
     for method in ("optimum", "f-EBM", "contrastive_divergence", "mle"):
         assert {(method, "kl", "mu"), (method, "kl", "sigma")} <= set(estimates), method
     assert estimates[("f-EBM", "kl", "mu")].n == 2 and estimates[("f-EBM", "kl", "mu")].std is not None
-    by_name = {r["divergence"]: r for r in rows}
-    assert set(by_name) == {"kl", "reverse_kl", "contrastive_divergence", "maximum_likelihood"}
-    assert by_name["kl"]["n_seeds"] == "2" and by_name["kl"]["mu_paper_febm"] == "1.015400"
-    assert by_name["contrastive_divergence"]["mu_paper_febm"] == "1.012000"
-    assert by_name["maximum_likelihood"]["mu_paper_febm"] == ""
+    by_key = {(r.method, r.divergence, r.metric): r for r in rows}
+    assert {d for m, d, _ in by_key if m == "f-EBM"} == {"kl", "reverse_kl"}
+    assert by_key[("f-EBM", "kl", "mu")].n_runs == 2
+    assert by_key[("f-EBM", "kl", "mu")].details["paper"] == "1.0154"
+    assert by_key[("contrastive_divergence", "kl", "mu")].details["paper"] == "1.012"
+    assert "paper" not in by_key[("mle", "kl", "mu")].details
+    assert by_key[("optimum", "kl", "mu")].details["objective_value"]
+    assert {(m, d) for m, d, _ in by_key if m == "stationary"} == {
+        ("stationary", "kl"),
+        ("stationary", "reverse_kl"),
+    }
 
 
 def test_stability_and_convergence(study):

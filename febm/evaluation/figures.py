@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,13 @@ import torch
 from torch import nn
 
 from febm.evaluation.protocol import image_shape_of
+from febm.images.grid import UNCURATED_GRID, figure_text, png_info
 from febm.images.sampler import langevin, quantise_to_uint8, uniform_noise
 from febm.io import write_bytes_atomic
 
 PAD_VALUE = 255  # white separators between tiles
+# `febm image-figure --figure <name>` -> the kind its PNG states (febm.images.grid); the rest keep their name.
+FIGURE_KINDS = {"grid": UNCURATED_GRID}
 
 
 def tile_grid(tiles: np.ndarray, pad: int = 2) -> np.ndarray:
@@ -144,9 +148,12 @@ def nearest_neighbours(samples: np.ndarray, training: np.ndarray, k: int, chunk:
     return np.concatenate([samples[:, None], neighbours], axis=1)
 
 
-def write_png(path: str | Path, image: np.ndarray, scale: int = 2) -> None:
+def write_png(
+    path: str | Path, image: np.ndarray, scale: int = 2, text: Mapping[str, str] | None = None
+) -> None:
     """(H, W, 3) RGB or (H, W, 1) / (H, W) greyscale uint8; nearest-neighbour upscaling by ``scale``
-    keeps pixels crisp in the report."""
+    keeps pixels crisp in the report. ``text``: PNG text chunks, e.g. the run identity of
+    :func:`febm.images.grid.figure_text`."""
     from PIL import Image
 
     if image.ndim == 3 and image.shape[2] == 1:
@@ -154,5 +161,18 @@ def write_png(path: str | Path, image: np.ndarray, scale: int = 2) -> None:
     if scale > 1:
         image = image.repeat(scale, axis=0).repeat(scale, axis=1)
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
+    Image.fromarray(image).save(buffer, format="PNG", pnginfo=png_info(text or {}))
     write_bytes_atomic(path, buffer.getvalue())
+
+
+def identity_text(figure: str, record: Mapping[str, Any] | None, source: str) -> dict[str, str]:
+    """The PNG text chunks of a ``febm image-figure`` output: its kind and the run that ``record`` (the
+    samples' record, or the checkpoint's metadata) states; a warning where the record states none."""
+    text = figure_text(record, FIGURE_KINDS.get(figure, figure))
+    if len(text) == 1:
+        print(
+            f"febm image-figure: warning: {source} records no run identity (dataset, method, divergence, "
+            "seed); the figure carries none, so `febm report` will refuse it as a sample grid",
+            file=sys.stderr,
+        )
+    return text

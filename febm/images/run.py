@@ -160,6 +160,7 @@ def train_images(
             section, method=method, divergence=divergence, seed=seed, image_channels=data.images.shape[1]
         )
         _check_data(data, dataset, settings, data_path, config)
+        _check_launch(config, dataset, settings, context.world_size)
         if section["training"]["monitor_interval"] and scorer is None:
             raise RunSetupError(
                 f"images.{dataset}.training.monitor_interval is set but no scorer was given; pass "
@@ -178,6 +179,27 @@ def train_images(
         )
     finally:
         stop_processes(context)
+
+
+def _check_launch(config: dict[str, Any], dataset: str, settings: TrainSettings, world_size: int) -> None:
+    """The process count should be what training.parallel says. At paper scale a mismatch is an error (days
+    of GPU time at the wrong global batch); elsewhere a warning, and metrics.json records what ran."""
+    expected = settings.processes if settings.launch == "torchrun" else 1
+    if world_size == expected:
+        return
+    fix = (
+        f"start it with `torchrun --standalone --nproc_per_node={settings.processes} -m febm train-images ...` "
+        "(the workflow does), or set launch: one_process"
+        if settings.launch == "torchrun"
+        else "start it as one process, or set launch: torchrun"
+    )
+    message = (
+        f"images.{dataset}.training.parallel is {settings.processes} process(es) with launch "
+        f"{settings.launch}, but this run has {world_size}; {fix}"
+    )
+    if config["preset"] == "paper":
+        raise RunSetupError(message)
+    print(f"febm: warning: {message} (global batch {settings.batch_size * world_size})", file=sys.stderr)
 
 
 def _check_data(data: ImageData, dataset: str, settings: TrainSettings, path: Path, config: dict) -> None:

@@ -25,12 +25,40 @@ BEST_MODEL = "model_best.pt"
 BEST_REPLAY = "replay_best.npz"
 
 
+# The original's global batch and chains: 4 Horovod processes x 128 images, one 10,000-chain buffer each.
+ORIGINAL_GLOBAL_BATCH, ORIGINAL_REPLAY_CHAINS = 512, 40000
+
+
+def parallel_record(settings: TrainSettings, world_size: int) -> dict[str, Any]:
+    """How the global batch was made (training.parallel), recorded in metrics.json and model.pt."""
+    return {
+        "launch": settings.launch,
+        "processes": settings.processes,
+        "world_size": world_size,
+        "batch_per_process": settings.batch_size,
+        "global_batch": settings.batch_size * world_size,
+        "replay_chains": settings.replay_capacity * world_size,
+    }
+
+
 def describe_scale(config: dict[str, Any], settings: TrainSettings, world_size: int) -> str:
-    if config["preset"] == "paper":
+    """ "paper" only for the paper preset with the original's global batch and number of chains."""
+    parallel = parallel_record(settings, world_size)
+    original = (parallel["global_batch"], parallel["replay_chains"]) == (
+        ORIGINAL_GLOBAL_BATCH,
+        ORIGINAL_REPLAY_CHAINS,
+    )
+    if config["preset"] == "paper" and original:
         return "paper"
+    if config["preset"] == "paper":
+        return (
+            f"reduced: global batch {parallel['global_batch']} and {parallel['replay_chains']:,} replay chains "
+            f"(the original: {ORIGINAL_GLOBAL_BATCH}, {ORIGINAL_REPLAY_CHAINS:,})"
+        )
     return (
         f"reduced: {settings.iterations} iterations, width {settings.network.num_filters}, "
-        f"batch {settings.batch_size} x {world_size} process(es), {settings.sampler.steps} Langevin steps"
+        f"global batch {parallel['global_batch']} ({world_size} process(es) x {settings.batch_size}), "
+        f"{settings.sampler.steps} Langevin steps"
     )
 
 
@@ -114,12 +142,13 @@ def _write_outputs(
             None, min(64, max(1, len(trainer.buffer))), reinit_prob=0.0, generator=trainer.generator
         )
         trainer.last_negatives = starts
-    save_grid(trainer.last_negatives, out_dir / "samples.png")
+    save_grid(trainer.last_negatives, out_dir / "samples.png", run=meta)  # the run identity goes in the PNG
     window = [row for row in rows[-SUMMARY_WINDOW:]]
     metrics = {
         **meta,
         "scale": describe_scale(config, settings, context.world_size),
         "world_size": context.world_size,
+        "parallel": parallel_record(settings, context.world_size),
         "parameter_count": parameter_count(trainer.energy),
         "resumed_from_iteration": resumed_from,
         # Which checkpoint evaluation scores (evaluation.checkpoint_selection) and, for best_is, which one.

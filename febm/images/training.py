@@ -71,6 +71,10 @@ class TrainSettings:
     replay_capacity: int
     replay_reinit_prob: float
     replay_storage: str
+    # training.parallel: K processes of the global batch, and how they run. With one_process the
+    # batch and the buffer above already hold K processes' worth (K x batch_size, K x capacity).
+    processes: int = 1
+    launch: str = "one_process"
 
     @classmethod
     def from_config(
@@ -79,6 +83,8 @@ class TrainSettings:
         """``section`` is ``config['images'][dataset]`` (validated, defaults filled); ``image_channels``
         comes from the data (3 for CIFAR-10 and CelebA, 1 for Fashion-MNIST)."""
         training, replay = section["training"], section["replay"]
+        parallel = training["parallel"]
+        in_this_process = parallel["processes"] if parallel["launch"] == "one_process" else 1
         return cls(
             method=method,
             divergence=divergence,
@@ -90,7 +96,7 @@ class TrainSettings:
             ),
             sampler=LangevinSettings.from_config(section["sampler"]),
             iterations=training["iterations"],
-            batch_size=training["batch_size"],
+            batch_size=training["batch_size"] * in_this_process,
             lr=training["lr"],
             betas=(training["beta1"], training["beta2"]),
             eps=training["eps"],
@@ -103,9 +109,11 @@ class TrainSettings:
             precision=training["precision"],
             channels_last=training["channels_last"],
             energy_limit=training["energy_limit"],
-            replay_capacity=replay["capacity"],
+            replay_capacity=replay["capacity"] * in_this_process,
             replay_reinit_prob=replay["reinit_prob"],
             replay_storage=replay["storage"],
+            processes=parallel["processes"],
+            launch=parallel["launch"],
         )
 
 

@@ -36,8 +36,8 @@ def format_duration(seconds: float) -> str:
     return f"{minutes} min {seconds:02d} s"
 
 
-def read_benchmark(path: Path) -> tuple[float, float | None]:
-    """(wall seconds, max RSS in MB or None) of one job; repeated measurements are summed."""
+def read_benchmark(path: Path) -> tuple[str, float, float | None]:
+    """(stage, wall seconds, max RSS in MB or None) of one job; repeated measurements are summed."""
     try:
         with path.open(newline="") as handle:
             rows = list(csv.DictReader(handle, delimiter="\t"))
@@ -47,18 +47,21 @@ def read_benchmark(path: Path) -> tuple[float, float | None]:
         raise ReportInputError(f"benchmark file {str(path)!r} has no 's' (wall seconds) column")
     seconds = sum(float(row["s"]) for row in rows)
     rss_values = [float(row["max_rss"]) for row in rows if row.get("max_rss") not in (None, "", "-", "NA")]
-    return seconds, max(rss_values) if rss_values else None
+    return stage_of(path, rows), seconds, max(rss_values) if rss_values else None
 
 
-def stage_of(path: Path) -> str:
-    """The stage is the benchmark file's folder: results/benchmarks/<stage>/<job>.tsv."""
-    return path.parent.name
+def stage_of(path: Path, rows: list[dict[str, str]]) -> str:
+    """The rule the file records (``rule_name``, written with ``snakemake --benchmark-extended``); Snakemake's
+    plain format records none, so then the folder the workflow gives each stage: results/benchmarks/<stage>/."""
+    recorded = rows[0].get("rule_name")
+    return recorded if recorded not in (None, "", "-", "None") else path.parent.name
 
 
 def stage_times(paths: list[Path]) -> list[StageTime]:
     per_stage: dict[str, list[tuple[float, float | None]]] = {}
     for path in paths:
-        per_stage.setdefault(stage_of(path), []).append(read_benchmark(path))
+        stage, seconds, rss = read_benchmark(path)
+        per_stage.setdefault(stage, []).append((seconds, rss))
     times = []
     for stage, jobs in per_stage.items():
         rss = [value for _, value in jobs if value is not None and value > 0]

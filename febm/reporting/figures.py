@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from febm.images.grid import SAMPLE_GRIDS, UNCURATED_GRID, read_figure_text
 from febm.io import write_bytes_atomic
 from febm.reporting.errors import ReportInputError
-from febm.reporting.labels import IMAGE_STUDIES
+from febm.runspec import IDENTITY_FIELDS
 
 FIGURE_CAPTIONS = {
     1: "Figure 1. The Gaussian energy model learned with each f-divergence, over the data mixture "
@@ -34,9 +35,9 @@ class Picture:
     caption: str
     labels: list[str] = field(default_factory=list)
     anchor: str = ""
-    dataset: str = ""  # of a sample grid: the image study it belongs to
-    # of a sample grid: written by `febm image-figure --figure grid` (seed<S>.png, class rows when
-    # conditional) rather than a training snapshot (.../seed<S>/samples.png, a plain near-square grid)
+    dataset: str = ""  # of a sample grid: the image study it belongs to, as the PNG states
+    # of a sample grid: written by `febm image-figure --figure grid` (class rows when conditional) rather
+    # than a training run's samples.png (a plain near-square grid); the PNG states which
     uncurated_grid: bool = False
 
 
@@ -73,32 +74,52 @@ def paper_figures(paths: list[Path], out_dir: Path, embed: bool, labels: list[st
     return figures
 
 
-def run_of_path(path: Path) -> list[str]:
-    """(dataset, method, divergence, seed) from a path in the workflow's layout."""
-    parts = list(path.with_suffix("").parts)
-    if parts and parts[-1] == "samples":
-        parts = parts[:-1]
-    start = next((index for index, part in enumerate(parts) if part in IMAGE_STUDIES), max(len(parts) - 4, 0))
-    return parts[start:]
+def grid_identity(path: Path) -> tuple[list[str], str]:
+    """([dataset, method, divergence, seed<S>], figure kind) as a sample grid's PNG states them."""
+    if not path.is_file():
+        raise ReportInputError(f"sample grid {str(path)!r} does not exist")
+    try:
+        text = read_figure_text(path)
+    except OSError as error:  # PIL's UnidentifiedImageError is one
+        raise ReportInputError(
+            f"sample grid {str(path)!r} is not a PNG the report can read: {error}"
+        ) from None
+    figure = text.get("figure")
+    if figure is not None and figure not in SAMPLE_GRIDS:
+        raise ReportInputError(
+            f"{str(path)!r} is a {figure!r} figure, not a sample grid: pass the grids of `febm image-figure "
+            "--figure grid` (results/figures/samples/) or the training runs' samples.png to --samples"
+        )
+    if figure is None or any(key not in text for key in IDENTITY_FIELDS):
+        raise ReportInputError(
+            f"sample grid {str(path)!r} has no run identity: written by an older febm; rerun "
+            "`snakemake --forcerun sample_grid` (uncurated grids) or its training run (samples.png)"
+        )
+    return [text["dataset"], text["method"], text["divergence"], f"seed{text['seed']}"], figure
 
 
 def sample_grids(
     paths: list[Path], out_dir: Path, embed: bool, labels_of: dict[str, list[str]]
 ) -> list[Picture]:
-    """One grid per image run: .../<dataset>/<method>/<divergence>/seed<S>[.png|/samples.png]."""
-    grids = []
-    for path in paths:
-        run = run_of_path(path)
-        dataset = run[0]
+    """One grid per image run, placed by the run identity and kind its PNG states (febm.images.grid)."""
+    grids: list[Picture] = []
+    seen: dict[str, Path] = {}
+    for path in {path.resolve(): path for path in paths}.values():  # one file given twice counts once
+        run, figure = grid_identity(path)
         name = "_".join(run)
+        if name in seen:  # one anchor and one copied file per run
+            raise ReportInputError(
+                f"two sample grids of {' / '.join(run)}: {str(seen[name])!r} and {str(path)!r}; pass one per run"
+            )
+        seen[name] = path
         grids.append(
             Picture(
                 src=picture_source(path, out_dir, embed, f"samples_{name}{path.suffix}"),
                 caption=" / ".join(run),
-                labels=list(labels_of.get(dataset, [])),
+                labels=list(labels_of.get(run[0], [])),
                 anchor=f"samples-{name}",
-                dataset=dataset,
-                uncurated_grid=path.stem != "samples",
+                dataset=run[0],
+                uncurated_grid=figure == UNCURATED_GRID,
             )
         )
     return grids

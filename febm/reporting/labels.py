@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from febm.reporting.errors import ReportInputError
+from febm.runspec import TOY_DATASET
 
 TOY = "toy"
 # Image datasets, each its own study: the paper's two (Tables 1-2, scored with Inception) and the
@@ -21,15 +22,13 @@ IMAGE_STUDIES = ("cifar10", "celeba32", "fashion_mnist")
 STUDIES = (TOY, *IMAGE_STUDIES)
 
 
-def study_of_path(path: str | Path) -> str | None:
-    """The study a result file belongs to, from the workflow's path layout."""
-    parts = Path(path).parts
-    if TOY in parts:
+def study_of_record(record: Mapping[str, Any]) -> str | None:
+    """The report study a result record belongs to, from the identity it records (``study`` of a toy run,
+    ``dataset`` of an image run or score file); None if it states neither. Never from the file's path."""
+    if record.get("study") == TOY or record.get("dataset") == TOY_DATASET:
         return TOY
-    for dataset in IMAGE_STUDIES:
-        if dataset in parts:
-            return dataset
-    return None
+    dataset = record.get("dataset")
+    return dataset if dataset in IMAGE_STUDIES else None
 
 
 def labels_of_record(record: Mapping[str, Any]) -> list[str]:
@@ -85,7 +84,14 @@ def study_labels(config: Mapping[str, Any], metrics_paths: Iterable[str | Path])
     """Labels per study (toy and each image dataset) from the config and every metrics file."""
     labels = {study: config_labels(config, study) for study in STUDIES}
     for path in metrics_paths:
-        study = study_of_path(path)
-        if study is not None:
-            labels[study] = merge_labels(labels[study], labels_of_record(read_metrics(path)))
+        record = read_metrics(path)
+        study = study_of_record(record)
+        if study is None:
+            # Silently skipping it would drop its labels (a stand-in number would look real).
+            raise ReportInputError(
+                f"metrics file {str(path)!r} records neither study {TOY!r} nor a dataset the report shows "
+                f"({', '.join(IMAGE_STUDIES)}; it records dataset {record.get('dataset')!r}): written by an "
+                "older febm? rerun the stage that wrote it"
+            )
+        labels[study] = merge_labels(labels[study], labels_of_record(record))
     return labels

@@ -130,6 +130,10 @@ def stability_rows(paths: list[Path]) -> list[dict[str, Any]]:
     rows = []
     for path in paths:
         record = read_metrics(path)
+        if not isinstance(record.get("divergence"), str):  # the row's name: from the record, not the file's
+            raise ReportInputError(
+                f"stability file {str(path)!r} records no divergence: pass the JSON of `febm toy-stability`"
+            )
         scalars = {
             key: value
             for key, value in record.items()
@@ -143,7 +147,7 @@ def stability_rows(paths: list[Path]) -> list[dict[str, Any]]:
             facts["largest real part of the Jacobian's eigenvalues"] = largest["real"]
         rows.append(
             {
-                "name": record.get("divergence", path.stem),
+                "name": record["divergence"],
                 "statement": record.get("statement", ""),
                 "facts": facts,
                 "values": scalars,

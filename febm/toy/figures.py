@@ -31,6 +31,8 @@ from febm.toy.runs import ToyInputError, load_h, load_optimum, load_run
 from febm.toy.settings import mixture_from_config
 from febm.toy.table import BASELINE_ROWS
 
+BASELINE_TITLES = {"cd": "contrastive_divergence", "mle": "maximum_likelihood"}  # pretty_name's keys
+
 __all__ = [
     "COLOURS",
     "divergence_surface",
@@ -93,7 +95,7 @@ def figure1(config, optima, runs, out, dpi) -> list[Path]:
             ls="--",
             label=f"{label} ({len(seeds)} seeds)",
         )
-        name = divergence if method == "febm" else BASELINE_ROWS[method]
+        name = divergence if method == "febm" else BASELINE_TITLES[method]
         ax.set_title(pretty_name(name), fontsize=10)
         _corner_note(
             ax, f"opt: μ {optimum['mu']:.3f}  σ {optimum['sigma']:.3f}\nfit: μ {mu:.3f}  σ {sigma:.3f}"

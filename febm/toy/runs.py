@@ -24,6 +24,7 @@ from febm.config import config_hash
 from febm.errors import FebmError
 from febm.io import provenance, save_torch_atomic, write_json_atomic, write_text_atomic
 from febm.objectives import NonFiniteLossError
+from febm.runspec import TOY_DATASET, RunSpec
 from febm.toy.failures import STATUS_COMPLETED, STATUS_FAILED, is_failed, run_name
 from febm.toy.optimum import find_optimum
 from febm.toy.settings import TrainSettings, mixture_from_config, scale_label
@@ -154,9 +155,7 @@ def run_training(
     reached = steps_to_accuracy(result.trajectory, mu_opt, sigma_opt)
     per_step = result.wall_seconds / max(result.iterations, 1)  # wall_seconds spans resumed sessions too
     metrics: dict[str, Any] = {
-        "method": method,
-        "divergence": divergence,
-        "seed": seed,
+        **RunSpec("toy", TOY_DATASET, method, divergence, seed).record(),  # the report reads the study here
         "mu": result.mu,
         "sigma": result.sigma,
         "mu_last_iterate": result.mu_last,
@@ -217,9 +216,7 @@ def _record_failure(
     empty h.pt (every declared output exists, so the table and the final check still run)."""
     mu_last, sigma_last = trainer.theta.detach().tolist()
     metrics: dict[str, Any] = {
-        "method": trainer.method,
-        "divergence": trainer.divergence.name,
-        "seed": trainer.seed,
+        **RunSpec("toy", TOY_DATASET, trainer.method, trainer.divergence.name, trainer.seed).record(),
         "status": STATUS_FAILED,
         "error": str(error),
         "error_type": type(error).__name__,

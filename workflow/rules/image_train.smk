@@ -1,4 +1,5 @@
-# Image training: one job per dataset x method x divergence x seed, one GPU each.
+# Image training: one job per dataset x method x divergence x seed, one GPU per process (training.parallel:
+# K torchrun processes for the original's global batch, or one).
 # Resumable training state goes to resources/checkpoints/<run>/<resume key>, outside the declared
 # outputs: Snakemake deletes a job's outputs before it starts and after it fails, so a retry (or a
 # requeued SLURM job) resumes from there. The key (febm.runspec.resume_key) keeps runs with other
@@ -51,6 +52,14 @@ def best_is_inception_weights_of(wildcards):
     return INCEPTION_WEIGHTS if BEST_IS and wildcards.dataset in INCEPTION_DATASETS else []
 
 
+def training_launcher(wildcards):
+    """`febm`, or torchrun with K processes where training.parallel asks for them (global batch K x batch)."""
+    parallel = IMAGES[wildcards.dataset]["training"]["parallel"]
+    if parallel["launch"] == "torchrun" and parallel["processes"] > 1:
+        return f"torchrun --standalone --nproc_per_node={parallel['processes']} -m febm"
+    return "febm"
+
+
 rule train_images:
     """f-EBM (Algorithm 1) or contrastive divergence on CIFAR-10 / CelebA 32x32."""
     input:
@@ -73,6 +82,7 @@ rule train_images:
         settings=dataset_settings_key("train_images"),
         out_dir=IMAGE_RUN_DIR,
         checkpoint_dir=image_checkpoint_dir,
+        launcher=training_launcher,
         classifier=lambda wildcards, input: f"--classifier {input.classifier}" if input.classifier else "",
         inception=lambda wildcards, input: (
             f"--inception-weights {input.inception}" if input.inception else ""
@@ -87,7 +97,7 @@ rule train_images:
     benchmark:
         benchmark_path("train_images", "{dataset}_{image_method}_{image_divergence}_seed{seed}")
     shell:
-        "febm train-images --config {input.config} --dataset {wildcards.dataset}"
+        "{params.launcher} train-images --config {input.config} --dataset {wildcards.dataset}"
         " --method {wildcards.image_method} --divergence {wildcards.image_divergence}"
         " --seed {wildcards.seed} --data {input.data} --out-dir {params.out_dir}"
         " --checkpoint-dir {params.checkpoint_dir} {params.classifier} {params.inception} > {log} 2>&1"

@@ -105,8 +105,17 @@ def _target_nodes(rule):
     return nodes, "any partition"
 
 
+def training_processes(rule, wildcards):
+    """How many processes one job of `rule` starts: K for a torchrun training job (training.parallel)."""
+    if rule != "train_images":
+        return 1
+    parallel = IMAGES[wildcards.dataset]["training"]["parallel"]
+    return parallel["processes"] if parallel["launch"] == "torchrun" else 1
+
+
 def gpu_request(rule):
-    """`gpu=1` for `rule`; on SLURM, stops before submitting when no node it can use has a GPU."""
+    """`gpu=1` for `rule` (K for a torchrun training job: one GPU per process); on SLURM, stops before
+    submitting when no node it can use has a GPU."""
 
     def gpus(wildcards):
         if _on_slurm():
@@ -117,7 +126,7 @@ def gpu_request(rule):
                     f"has a GPU (sinfo GRES: {', '.join(sorted({node[1] for node in nodes}))}); "
                     f"set FEBM_SLURM_GPU_PARTITION to a partition with GPUs, or {CPU_PROFILE_HINT}"
                 )
-        return 1
+        return training_processes(rule, wildcards)
 
     return gpus
 
@@ -130,7 +139,7 @@ def mem_mb_request(rule):
     """The preset's memory for `rule` times the attempt; on SLURM at most the largest usable node's."""
 
     def mem_mb(wildcards, attempt):
-        wanted = _request(rule, 0)
+        wanted = _request(rule, 0) * training_processes(rule, wildcards)  # host memory per process
         if not _on_slurm():
             return wanted * attempt
         nodes, where = _target_nodes(rule)
@@ -158,3 +167,73 @@ def runtime_request(rule):
         return wanted if None in limits else min(wanted, max(limits))
 
     return runtime
+
+
+# What sbatch says when it refuses a job, and the setting that decides it (first match wins).
+SBATCH_REFUSALS = (
+    ("qos", "the QOS (its job-size, time or submit limits): ask your admins which QOS fits, or ask for "
+     "less with --set-resources RULE:runtime=MINUTES / RULE:mem_mb=MB"),
+    ("invalid account", "the account: set FEBM_SLURM_ACCOUNT to one you may charge "
+     "(`sacctmgr show associations user=$USER format=account,partition,qos`)"),
+    ("time limit", "the time limit: --set-resources RULE:runtime=MINUTES, or a partition with a longer "
+     "limit (FEBM_SLURM_PARTITION / FEBM_SLURM_GPU_PARTITION)"),
+    ("partition", "the partition: set FEBM_SLURM_PARTITION / FEBM_SLURM_GPU_PARTITION to one `sinfo` lists"),
+    ("node configuration", "the node request (memory or GPUs): a partition whose nodes have them, "
+     f"--set-resources RULE:mem_mb=MB, or {CPU_PROFILE_HINT}"),
+    ("memory", "the memory: --set-resources RULE:mem_mb=MB or a partition with bigger nodes"),
+)  # fmt: skip
+
+
+def sbatch_test_arguments(rule, mem_mb, runtime, gpus):
+    """The sbatch options a job of `rule` is submitted with (account, partition, time, memory, GPUs)."""
+    variables = ["FEBM_SLURM_GPU_PARTITION", "FEBM_SLURM_PARTITION"] if rule in GPU_RULES else ["FEBM_SLURM_PARTITION"]
+    partition = next((os.environ[name] for name in variables if os.environ.get(name)), "")
+    arguments = [f"--time={runtime}", f"--mem={mem_mb}"]
+    if os.environ.get("FEBM_SLURM_ACCOUNT"):
+        arguments.append(f"--account={os.environ['FEBM_SLURM_ACCOUNT']}")
+    if partition:
+        arguments.append(f"--partition={partition}")
+    if gpus:
+        arguments.append(f"--gpus={gpus}")
+    return arguments
+
+
+def check_submission(rule, arguments):
+    """`sbatch --test-only` with a job's options: a refusal stops the run before the first submission,
+    naming the refused resource, instead of failing each job and retrying what cannot succeed."""
+    import subprocess
+
+    command = ["sbatch", "--test-only", "--job-name=febm-submission-check", "--output=/dev/null", *arguments]
+    try:
+        result = subprocess.run([*command, "--wrap=true"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as error:
+        raise WorkflowError(f"cannot test a submission with sbatch --test-only ({error}); is SLURM reachable?")
+    if result.returncode == 0:
+        return
+    lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+    message = (lines[-1] if lines else f"exit status {result.returncode}").removeprefix("sbatch: error: ")
+    message = message.removeprefix("Batch job submission failed: ")
+    lowered = message.lower()
+    advice = next((text for key, text in SBATCH_REFUSALS if key in lowered), "see the message")
+    raise WorkflowError(
+        f"the cluster refuses {rule}'s jobs (sbatch {' '.join(arguments)}): {message}. Refused: {advice}. "
+        "Nothing was submitted"
+    )
+
+
+onstart:
+    # Before the first sbatch: one test submission per distinct request the run will make (each rule's
+    # first job, its resources as evaluated for this preset, profile and cluster).
+    if _on_slurm():
+        probes, seen = {}, set()
+        for job in workflow.dag.needrun_jobs():
+            if job.is_local or job.rule.name in seen:
+                continue
+            seen.add(job.rule.name)
+            resources = job.resources
+            arguments = sbatch_test_arguments(
+                job.rule.name, resources.get("mem_mb", 2000), resources.get("runtime", 30), resources.get("gpu", 0)
+            )
+            probes.setdefault(tuple(arguments), (job.rule.name, arguments))
+        for rule, arguments in probes.values():
+            check_submission(rule, arguments)
