@@ -232,7 +232,12 @@ def test_dry_run_with_best_is_samples_model_best(tmp_path, capfd):
     output = dry_run("--configfile", str(overlay))
     samples = [line for line in output.splitlines() if line.startswith("Shell command: febm sample ")]
     assert len(samples) == 2 and all("/model_best.pt " in line for line in samples)
-    train = [line for line in output.splitlines() if line.startswith("Shell command: febm train-images ")]
+    # (CIFAR-10 at paper settings trains under torchrun: "Shell command: torchrun ... -m febm train-images")
+    train = [
+        line
+        for line in output.splitlines()
+        if line.startswith("Shell command: ") and " train-images " in line
+    ]
     cifar = next(line for line in train if "--dataset cifar10" in line)
     fashion = next(line for line in train if "--dataset fashion_mnist" in line)
     assert "--inception-weights " in cifar and "--classifier " not in cifar

@@ -8,7 +8,6 @@ faithfully, marks the reference rows and labels every number, not that they are 
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import statistics
@@ -19,7 +18,7 @@ import pytest
 from febm.cli import main as febm_main
 from febm.evaluation.classifier_table import build_rows
 from febm.reporting.render import ReportInputs, render_report
-from febm.results_schema import write_results
+from febm.results_schema import make_row, write_results
 from tests.grid_files import evaluation_grid
 from tests.test_report_render import PAPER, TEMPLATES, section, smoke_config
 
@@ -279,103 +278,19 @@ def test_not_run_shows_the_reason_and_no_empty_table(tmp_path, images, reason):
 def test_a_table_the_report_does_not_know_is_a_one_line_error(tmp_path, capsys):
     config = tmp_path / "config.yaml"
     config.write_text("preset: smoke\n")
-    unknown = tmp_path / "results" / "tables" / "mnist.csv"
+    unknown = tmp_path / "results" / "tables" / "fashion_mnist.csv"  # the right name, another table inside
     unknown.parent.mkdir(parents=True)
-    unknown.write_text("method,divergence,metric,mean\nfebm,kl,fid,1.0\n")
-    status = febm_main(
-        ["report", "--config", str(config), "--tables", str(unknown), "--out", str(tmp_path / "r.html")]
-    )
-    assert status == 2
+    write_results([make_row("mnist", "mnist", "f-EBM", "kl", "fid", mean=1.0, n=1, n_runs=1)], unknown)
+    arguments = ["report", "--config", str(config), "--out", str(tmp_path / "r.html"), "--tables"]
+    assert febm_main([*arguments, str(unknown)]) == 2
     error = capsys.readouterr().err
-    assert "mnist.csv" in error and "fashion_mnist.csv" in error and len(error.strip().splitlines()) == 1
-    assert not (tmp_path / "r.html").exists()
-
-
-def curve_png(path: Path) -> Path:
-    """A small real PNG, as `febm classifier-curve` would write (results/figures/<dataset>_curve.png)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(1.0, 0.8), dpi=40)
-    axis.plot([0, 50, 100], [0.1, 0.3, 0.45])
-    axis.axhline(0.94, linestyle="--")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png")
-    plt.close(figure)
-    return path
-
-
-def monitored_config(interval: int, samples: int = 250, embed: bool = True) -> dict:
-    config = laptop_config()
-    config["images"]["fashion_mnist"]["training"].update(monitor_interval=interval, monitor_samples=samples)
-    config["report"]["embed_figures"] = embed
-    return config
-
-
-FIGURE = re.compile(r'<figure id="fashion_mnist-curve">(.*?)</figure>', re.S)
-
-
-def test_the_curve_is_shown_below_the_table_with_its_caption_and_labels(tmp_path):
-    curve = curve_png(tmp_path / "results" / "figures" / "fashion_mnist_curve.png")
-    html = render(tmp_path, monitored_config(interval=40), **write_study(tmp_path), curves=[curve])
-    table = section(html, "fashion_mnist")
-    figure = FIGURE.search(table)
-    assert figure is not None and table.index("</table>") < figure.start()  # below the results table
-    source = re.search(r'<img src="data:image/png;base64,([^"]+)"', figure.group(1)).group(1)
-    assert base64.b64decode(source) == curve.read_bytes()  # embedded, this very file
-    caption = text_of(re.search(r"<figcaption>(.*?)</figcaption>", figure.group(1), re.S).group(1))
     assert (
-        "persistent replay-buffer chains (the newest 250 of them) scored every 40 training iterations"
-        in caption
+        "holds table 'mnist'" in error and "fashion_mnist" in error and len(error.strip().splitlines()) == 1
     )
-    assert "frozen classifier" in caption and "mean over seeds" in caption
-    assert "Dashed: the train split and uniform noise" in caption
-    badges = re.findall(r'<span class="label"[^>]*>([^<]*)</span>', figure.group(1))
-    assert "laptop preset" in badges and "reduced: 2000 iterations" in badges  # config and run metrics
-    assert len(re.findall(r"<img ", html)) == 1 + 2 * len(RUNS)  # once, not also among Figures 1-4
-
-
-def test_the_curve_is_copied_beside_the_report_when_figures_are_not_embedded(tmp_path):
-    curve = curve_png(tmp_path / "results" / "figures" / "fashion_mnist_curve.png")
-    html = render(tmp_path, monitored_config(interval=50, embed=False), curves=[curve])
-    figure = FIGURE.search(section(html, "fashion_mnist")).group(1)
-    assert '<img src="figures/fashion_mnist_curve.png"' in figure and "base64" not in figure
-    copy = tmp_path / "results" / "report" / "figures" / "fashion_mnist_curve.png"
-    assert copy.read_bytes() == curve.read_bytes()
-
-
-@pytest.mark.parametrize(
-    ("interval", "line"),
-    [
-        (0, "the runs were not monitored (images.fashion_mnist.training.monitor_interval: 0)"),
-        (50, "the workflow did not produce this figure"),
-    ],
-)
-def test_without_a_curve_the_section_has_no_figure_and_one_muted_line(tmp_path, interval, line):
-    table = section(render(tmp_path, monitored_config(interval), **write_study(tmp_path)), "fashion_mnist")
-    assert "<figure" not in table and "<img" not in table
-    muted = re.findall(r'<p class="muted">(.*?)</p>', table, re.S)
-    assert muted == [f"No quality-vs-iteration figure: {line}."]
-
-
-def test_a_study_that_did_not_run_says_nothing_about_its_curve(tmp_path):
-    table = section(render(tmp_path, monitored_config(interval=0)), "fashion_mnist")
-    assert "quality-vs-iteration" not in table and "<figure" not in table
-
-
-def test_febm_report_takes_curves_and_rejects_one_it_does_not_know(tmp_path, capsys):
-    config = tmp_path / "config.yaml"
-    config.write_text("preset: smoke\nreport: {embed_figures: false}\n")
-    curve = curve_png(tmp_path / "results" / "figures" / "fashion_mnist_curve.png")
-    out = tmp_path / "report" / "index.html"
-    arguments = ["report", "--config", str(config), "--templates", str(TEMPLATES), "--out", str(out)]
-    assert febm_main([*arguments, "--curves", str(curve)]) == 0
-    assert '<img src="figures/fashion_mnist_curve.png"' in section(out.read_text(), "fashion_mnist")
-    capsys.readouterr()
-    wrong = curve_png(tmp_path / "results" / "figures" / "cifar10_curve.png")
-    assert febm_main([*arguments, "--curves", str(wrong)]) == 2
-    error = capsys.readouterr().err
-    assert "cifar10_curve.png" in error and "fashion_mnist_curve.png" in error
-    assert len(error.strip().splitlines()) == 1
+    assert not (tmp_path / "r.html").exists()
+    twice = tmp_path / "copy" / "other_name.csv"  # a second file of one table, under any name
+    twice.parent.mkdir()
+    write_results([make_row("table1", "cifar10_conditional", "f-EBM", "kl", "fid", mean=1.0, n=1)], twice)
+    write_results([make_row("table1", "cifar10_conditional", "f-EBM", "kl", "fid", mean=2.0, n=1)], unknown)
+    assert febm_main([*arguments, str(unknown), str(twice)]) == 2
+    assert "two files for table table1" in capsys.readouterr().err

@@ -41,6 +41,18 @@ def tiny_png(path: Path, rgb: tuple[int, int, int] = (40, 90, 160), size: int = 
     return path
 
 
+def toy_figure_png(path: Path, number: int) -> Path:
+    """A small figure saved the way `febm toy-figure` saves Figure ``number`` (PNG + PDF, identity in the PNG)."""
+    from febm.toy.figure_style import _save, _style
+
+    plt = _style()
+    figure, axis = plt.subplots(figsize=(1.0, 0.8), dpi=40)
+    axis.plot([0, 1], [0, number])
+    _save(figure, path.with_suffix(""), 40, f"figure{number}")
+    plt.close(figure)
+    return path
+
+
 def smoke_config(**sections) -> dict:
     config = load_config([REPO / "config" / "config.yaml", REPO / "config" / "smoke.yaml"])
     for name, values in sections.items():
@@ -90,9 +102,7 @@ def write_inputs(root: Path, preset: str = "smoke", standin: bool = True) -> dic
     tables = root / "results" / "tables"
     tables.mkdir(parents=True, exist_ok=True)
     write_tables(root, tables, preset, standin)
-    figures = [
-        tiny_png(root / "results" / "figures" / f"figure{n}.png", (30 * n, 60, 90)) for n in (1, 2, 3, 4)
-    ]
+    figures = [toy_figure_png(root / "results" / "figures" / f"figure{n}.png", n) for n in (1, 2, 3, 4)]
     metrics = []
     for seed in (0, 1):
         path = root / "results" / "toy" / "runs" / "febm" / "kl" / f"seed{seed}" / "metrics.json"
@@ -310,3 +320,29 @@ def test_a_table_in_another_layout_is_an_error_not_a_guess(tmp_path, capsys):
     error = capsys.readouterr().err.strip()
     assert "not in febm's results schema" in error and "table1.csv" in error and "\n" not in error
     assert not (tmp_path / "r.html").exists()
+
+
+def test_figures_are_placed_by_what_their_png_states_not_their_name(tmp_path, capsys):
+    files = write_inputs(tmp_path)
+    renamed = toy_figure_png(tmp_path / "elsewhere" / "plot_a.png", 3)
+    files["figures"] = [path for path in files["figures"] if path.stem != "figure3"] + [renamed]
+    config = smoke_config()
+    out = tmp_path / "results" / "report" / "index.html"
+    render_report(ReportInputs(config=config, templates=TEMPLATES, paper=PAPER, out=out, **files))
+    figures = section(out.read_text(), "figures")
+    assert 'id="figure3"' in figures and figures.count("<img ") == 4
+    unnamed = tiny_png(tmp_path / "figure1.png")  # the right name, but no identity in the file
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text("preset: smoke\n")
+    arguments = [
+        "report",
+        "--config",
+        str(config_file),
+        "--templates",
+        str(TEMPLATES),
+        "--out",
+        str(tmp_path / "r.html"),
+    ]
+    assert febm_main([*arguments, "--figures", str(unnamed)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "does not say which figure it is" in error and "toy_figure" in error and "\n" not in error

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from febm.errors import FebmError
+from febm.images.grid import FIGURE_KEY, TEXT_PREFIX
 from febm.validation import DIVERGENCE_DISPLAY
 
 PANELS = {
@@ -18,6 +19,7 @@ PANELS = {
     "fid": "classifier FID",
     "inception_score": "IS formula",
 }
+CURVE_FIGURE = "classifier_curve"  # the PNG's febm.figure
 REFERENCE_NAMES = {"reference_train": "train split", "reference_noise": "uniform noise"}
 
 
@@ -38,6 +40,15 @@ def _read_run(run_dir: Path) -> tuple[tuple[str, str], list[dict[str, float]]]:
         {key: float(row[key]) for key in MONITOR_FIELDS if row.get(key) not in (None, "")} for row in rows
     ]
     return (record["method"], record["divergence"]), parsed
+
+
+def _dataset_of(run_dir: Path) -> str:
+    try:
+        return str(json.loads((run_dir / "metrics.json").read_text())["dataset"])
+    except (OSError, json.JSONDecodeError, KeyError) as error:
+        raise CurveError(
+            f"run folder {str(run_dir)!r}: no dataset in metrics.json ({error}); rerun its training"
+        ) from None
 
 
 def curves(run_dirs: list[Path]) -> dict[tuple[str, str], dict[str, list[tuple[float, float]]]]:
@@ -73,6 +84,10 @@ def make_curve_figure(
 
     from febm.io import atomic_path
 
+    datasets = {_dataset_of(run_dir) for run_dir in run_dirs}
+    if len(datasets) != 1:
+        raise CurveError(f"one curve per dataset: the run folders are of {sorted(datasets) or 'none'}")
+    (dataset,) = datasets
     data = curves(run_dirs)
     if not any(points for metrics in data.values() for points in metrics.values()):
         raise CurveError("no monitor rows in any run: set images.<dataset>.training.monitor_interval > 0")
@@ -97,8 +112,10 @@ def make_curve_figure(
     axes[0].legend(fontsize=7)
     if title:
         figure.suptitle(title, fontsize=9)
-    with atomic_path(out) as tmp:
-        figure.savefig(tmp, dpi=120, format="png")
+    with atomic_path(out) as tmp:  # the PNG states what it is and for which dataset (the report reads it)
+        figure.savefig(
+            tmp, dpi=120, format="png", metadata={FIGURE_KEY: CURVE_FIGURE, f"{TEXT_PREFIX}dataset": dataset}
+        )
     plt.close(figure)
     return {"runs": len(run_dirs), "curves": len(data), "out": str(out)}
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from febm.evaluation.classifier_curve import CURVE_FIGURE
 from febm.images.grid import SAMPLE_GRIDS, UNCURATED_GRID, read_figure_text
 from febm.io import write_bytes_atomic
 from febm.reporting.errors import ReportInputError
@@ -26,7 +27,6 @@ FIGURE_CAPTIONS = {
 }
 MIME_TYPES = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 FIGURE_NUMBER = re.compile(r"figure(\d+)")
-CURVE_SUFFIX = "_curve"  # results/figures/<dataset>_curve.png, written by `febm classifier-curve`
 
 
 @dataclass
@@ -54,19 +54,42 @@ def picture_source(path: Path, out_dir: Path, embed: bool, copy_name: str) -> st
     return f"figures/{copy_name}"
 
 
-def figure_number(path: Path) -> int | None:
-    match = FIGURE_NUMBER.search(path.stem)
-    return int(match.group(1)) if match else None
+def figure_text(path: Path, what: str, rerun: str) -> dict[str, str]:
+    """The ``febm.*`` text chunks a figure's PNG states about itself; an error where it states none."""
+    if not path.is_file():
+        raise ReportInputError(f"{what} {str(path)!r} does not exist")
+    try:
+        text = read_figure_text(path)
+    except OSError as error:  # PIL's UnidentifiedImageError is one
+        raise ReportInputError(f"{what} {str(path)!r} is not a PNG the report can read: {error}") from None
+    if "figure" not in text:
+        raise ReportInputError(
+            f"{what} {str(path)!r} does not say which figure it is: written by an older febm or another "
+            f"program; rerun `snakemake --forcerun {rerun}`"
+        )
+    return text
+
+
+def figure_number(path: Path) -> int:
+    """N of a 1-D study figure (Figures 1-4), as its PNG states it (``febm.figure: figure<N>``)."""
+    text = figure_text(path, "figure", "toy_figure")
+    match = FIGURE_NUMBER.fullmatch(text["figure"])
+    if match is None or text.get("study") != "toy":
+        raise ReportInputError(
+            f"{str(path)!r} is a {text['figure']!r} figure, not one of the 1-D study's Figures 1-4: pass "
+            "results/figures/figure<N>.png (febm toy-figure) to --figures"
+        )
+    return int(match.group(1))
 
 
 def paper_figures(paths: list[Path], out_dir: Path, embed: bool, labels: list[str]) -> dict[int, Picture]:
-    figures = {}
-    for path in paths:
+    figures: dict[int, Picture] = {}
+    for path in {path.resolve(): path for path in paths}.values():  # one file given twice counts once
         number = figure_number(path)
-        if number is None:
-            raise ReportInputError(f"figure {str(path)!r}: the file name must contain figure<N>")
+        if number in figures:
+            raise ReportInputError(f"two files of Figure {number}, one of them {str(path)!r}: pass one")
         figures[number] = Picture(
-            src=picture_source(path, out_dir, embed, path.name),
+            src=picture_source(path, out_dir, embed, f"figure{number}.png"),
             caption=FIGURE_CAPTIONS.get(number, f"Figure {number}."),
             labels=list(labels),
             anchor=f"figure{number}",
@@ -149,14 +172,17 @@ def curve_figures(
     """The quality-vs-iteration figure per dataset; `captions` names the datasets whose section shows one."""
     curves: dict[str, Picture] = {}
     for path in {path.resolve(): path for path in paths}.values():  # one file given twice counts once
-        dataset = path.stem.removesuffix(CURVE_SUFFIX)
-        if not path.stem.endswith(CURVE_SUFFIX) or dataset not in captions:
-            known = ", ".join(f"{name}{CURVE_SUFFIX}.png" for name in captions)
-            raise ReportInputError(f"curve {str(path)!r}: the report shows only {known}")
+        text = figure_text(path, "curve", "classifier_curve")
+        dataset = text.get("dataset", "")
+        if text["figure"] != CURVE_FIGURE or dataset not in captions:
+            raise ReportInputError(
+                f"{str(path)!r} is a {text['figure']!r} figure of {dataset or 'no dataset'!r}: the report shows "
+                f"the quality-vs-iteration curves (febm classifier-curve) of {', '.join(captions) or 'no dataset'}"
+            )
         if dataset in curves:
-            raise ReportInputError(f"two curve files for {dataset}: rename or drop one of them")
+            raise ReportInputError(f"two curve files for {dataset}: drop one of them")
         curves[dataset] = Picture(
-            src=picture_source(path, out_dir, embed, path.name),
+            src=picture_source(path, out_dir, embed, f"{dataset}_curve.png"),
             caption=captions[dataset],
             labels=list(labels_of.get(dataset, [])),
             anchor=f"{dataset}-curve",

@@ -19,6 +19,7 @@ from febm.reporting.errors import ReportInputError
 from febm.reporting.figures import Picture, curve_caption, curve_figures, paper_figures, sample_grids
 from febm.reporting.labels import TOY, badge_text, read_metrics, study_labels
 from febm.reporting.provenance import collect_provenance
+from febm.reporting.table_csv import table_of_file
 from febm.reporting.table_specs import REPORT_TABLES
 from febm.reporting.tables import TableView, build_table
 
@@ -70,23 +71,23 @@ def format_number(value: float | None, metric: str = "", signed: bool = False) -
     return text.replace("-", "−")
 
 
-def table_file_of(paths: list[Path], stem: str) -> Path | None:
-    """The CSV of one table, found by its name (table5.csv, ..., fashion_mnist.csv) in any folder."""
-    # the same file given twice (a glob and its own name) counts once
-    matches = list({path.resolve(): path for path in paths if path.stem == stem}.values())
-    if len(matches) > 1:
-        raise ReportInputError(f"two files for table {stem}: {', '.join(map(str, matches))}")
-    return matches[0] if matches else None
+def tables_by_name(paths: list[Path]) -> dict[str, Path]:
+    """Each table CSV under the table its rows name (their ``table`` column), whatever the file is called.
 
-
-def check_table_names(paths: list[Path]) -> None:
-    """A table the report does not know would silently vanish from it: say so instead."""
+    A table the report does not know would silently vanish from it, and two files of one table would
+    hide one of them: both are errors instead."""
     known = [spec.anchor for spec in REPORT_TABLES]
-    for path in paths:
-        if path.stem not in known:
+    found: dict[str, Path] = {}
+    for path in {path.resolve(): path for path in paths}.values():  # one file given twice counts once
+        name = table_of_file(path)
+        if name not in known:
             raise ReportInputError(
-                f"table file {str(path)!r}: the report shows only {', '.join(f'{name}.csv' for name in known)}"
+                f"table file {str(path)!r} holds table {name!r}; the report shows only {', '.join(known)}"
             )
+        if name in found:
+            raise ReportInputError(f"two files for table {name}: {str(found[name])!r} and {str(path)!r}")
+        found[name] = path
+    return found
 
 
 def not_run_reason(config: Mapping[str, Any], study: str) -> str:
@@ -236,12 +237,12 @@ def build_context(inputs: ReportInputs) -> dict[str, Any]:
     labels = study_labels(config, inputs.metrics)
     out_dir = inputs.out.parent
     embed = config["report"]["embed_figures"]
-    check_table_names(inputs.tables)
+    table_files = tables_by_name(inputs.tables)
     note_facts = {"feature_dim": config["evaluation"]["classifier"]["feature_dim"]}
     tables = [
         build_table(
             spec,
-            table_file_of(inputs.tables, spec.anchor),
+            table_files.get(spec.anchor),
             inputs.paper,
             labels[spec.study],
             not_run_reason(config, spec.study),

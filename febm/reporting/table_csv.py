@@ -52,6 +52,17 @@ def read_ours(path: str | Path) -> list[ResultRow]:
         raise ReportInputError(str(error)) from None
 
 
+def table_of_file(path: str | Path) -> str:
+    """Which table a CSV holds, as its rows state it."""
+    names = {row.table for row in read_ours(path)}
+    if len(names) != 1:
+        raise ReportInputError(
+            f"table file {str(path)!r} holds rows of {len(names)} tables ({', '.join(sorted(names)) or 'none'}); "
+            "the report takes one table per file"
+        )
+    return names.pop()
+
+
 def is_shown(row: ResultRow) -> bool:
     """Rows the report shows as ours: estimates, and groups whose every run failed (shown as 0 of n).
     A stationary point that is the global optimum is not repeated; the paper's rows come from the paper."""

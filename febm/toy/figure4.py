@@ -119,4 +119,4 @@ def figure4(config, optima, runs, convergence_paths, out, dpi) -> list[Path]:
         "★ exact optimum; colour: D_f(p‖q) above its minimum (log scale), blank where D_f is infinite",
         fontsize=10,
     )
-    return _save(fig, out, dpi)
+    return _save(fig, out, dpi, "figure4")

@@ -64,15 +64,20 @@ def _corner_note(ax, text: str) -> None:
     ax.text(0.02, 0.97, text, transform=ax.transAxes, va="top", fontsize=7, family="monospace")
 
 
-def _save(fig, out: str | Path, dpi: int) -> list[Path]:
+def _save(fig, out: str | Path, dpi: int, figure: str) -> list[Path]:
+    """PNG and PDF, atomically; the PNG states which figure it is (``febm.figure``, e.g. ``figure1``, and
+    ``febm.study``: toy), so the report reads that from the file, not from its name."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    from febm.images.grid import FIGURE_KEY, TEXT_PREFIX
     from febm.io import atomic_path
 
+    identity = {FIGURE_KEY: figure, f"{TEXT_PREFIX}study": "toy"}
     written = []
     for path in (out.with_suffix(".png"), out.with_suffix(".pdf")):
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=dpi, format=path.suffix[1:])
+            metadata = identity if path.suffix == ".png" else None  # PDF allows only its standard keys
+            fig.savefig(tmp, dpi=dpi, format=path.suffix[1:], metadata=metadata)
         written.append(path)
     return written
 

@@ -103,7 +103,7 @@ def figure1(config, optima, runs, out, dpi) -> list[Path]:
         ax.set_xlabel("x")
     _figure_legend(fig, axes[0])
     fig.suptitle("Figure 1: Gaussian EBM fitted to the mixture with each f-divergence")
-    return _save(fig, out, dpi)
+    return _save(fig, out, dpi, "figure1")
 
 
 def figure2(config, optima, runs, out, dpi) -> list[Path]:
@@ -148,7 +148,7 @@ def figure2(config, optima, runs, out, dpi) -> list[Path]:
         ax.set_xlabel("x")
     _figure_legend(fig, axes[0])
     fig.suptitle("Figure 2: bias correction by rejection sampling with the learned density ratio")
-    return _save(fig, out, dpi)
+    return _save(fig, out, dpi, "figure2")
 
 
 def figure3(config, optima, runs, out, dpi) -> list[Path]:
@@ -183,7 +183,7 @@ def figure3(config, optima, runs, out, dpi) -> list[Path]:
         ax.set_xlabel("x")
     _figure_legend(fig, axes[0])
     fig.suptitle("Figure 3: learned vs exact log density ratio (shaded: data density)")
-    return _save(fig, out, dpi)
+    return _save(fig, out, dpi, "figure3")
 
 
 def _flat(h: dict[str, Any]) -> torch.Tensor:
