@@ -105,9 +105,10 @@ def test_table5_says_which_point_each_run_ended_near(tmp_path):
         record = {"method": "febm", "divergence": "reverse_kl", "seed": seed, "mu": mu, "sigma": sigma}
         (run / "metrics.json").write_text(json.dumps({**record, "status": "completed"}))
         run_dirs.append(run)
-    (row,) = build_table5([optimum], run_dirs, PAPER, config)
-    assert row["mu_stationary"] == pytest.approx(local.mu, abs=1e-6)  # from toy.train's start (0, 1)
-    assert row["stationary_is_optimum"] == "false"
-    assert row["ended_near"] == "optimum:1,stationary:1"
-    assert row["per_seed"] == "seed0=stationary:0.003000 seed1=optimum:0.004000"
-    assert row["distance_max"] == pytest.approx(0.004)
+    rows = {row.key: row for row in build_table5([optimum], run_dirs, PAPER, config)}
+    stationary, learned = rows[("stationary", "reverse_kl", "mu")], rows[("f-EBM", "reverse_kl", "mu")]
+    assert stationary.mean == pytest.approx(local.mu, abs=1e-6)  # from toy.train's start (0, 1)
+    assert stationary.details["same_as_optimum"] == "false"
+    assert learned.details["ended_near"] == "optimum:1,stationary:1"
+    assert learned.details["per_seed"] == "seed0=stationary:0.003000 seed1=optimum:0.004000"
+    assert float(learned.details["distance_max"]) == pytest.approx(0.004)
