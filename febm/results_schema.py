@@ -107,13 +107,13 @@ class ResultRow:
 
 
 def detail_text(value: Any) -> str:
-    """A per-row fact as the CSV holds it: floats to 6 significant digits, None as empty."""
+    """A value as the CSV holds it: floats to 10 significant digits, None as empty."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float):
-        return f"{value:.6g}" if math.isfinite(value) else ""
+        return f"{value:.10g}" if math.isfinite(value) else ""
     return str(value)
 
 

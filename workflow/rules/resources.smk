@@ -6,8 +6,8 @@
 # cores: smoke, every job <= 1.3 GB and <= 35 s; laptop, train_images 1.3 GB and <= 25 min,
 # sample_images 1.1 GB and 5 min. The other figures are estimates, with room for a GPU job's CUDA
 # context (host memory only; the GPU's own memory is not a SLURM request): quick (CIFAR-10, 32 filters)
-# and paper (ResNet32 with 128 filters, 50,000 samples; the data, the 10,000-image replay buffer and
-# the samples are each under 1 GB, so 16 GB is generous).
+# and paper sampling and scoring (ResNet32 with 128 filters, 50,000 samples; the data, a 10,000-image
+# replay buffer and the samples are each under 1 GB, so 12 GB is generous). Paper training is measured.
 # Rules not listed (the 1-D study, the classifier, figures) get the profile's default-resources.
 JOB_RESOURCES = {
     "smoke": {
@@ -33,7 +33,11 @@ JOB_RESOURCES = {
     },
     "paper": {
         "gpu_check": (2000, 10),
-        "train_images": (16000, 1440),  # ~80,000 iterations; a retry resumes from the checkpoint
+        # per process of the global batch (x 4): measured on CPU, where activations are host memory too
+        # (benchmarks/paper_memory.py): 4.4 GB per torchrun process, 13.3 GB for one process with batch
+        # 512 and 40,000 chains; a GPU job keeps them on the GPU but adds its CUDA context. 4 x 6 GB covers
+        # both. ~80,000 iterations; a retry resumes from the checkpoint.
+        "train_images": (6000, 1440),
         "sample_images": (12000, 720),  # 50,000 samples with the paper's schedule
         "score_images": (12000, 120),
         "fid_stats": (12000, 120),
@@ -105,12 +109,13 @@ def _target_nodes(rule):
     return nodes, "any partition"
 
 
-def training_processes(rule, wildcards):
-    """How many processes one job of `rule` starts: K for a torchrun training job (training.parallel)."""
+def training_processes(rule, wildcards, launch=("torchrun",)):
+    """K (training.parallel.processes) for a training job launched one of the `launch` ways, else 1:
+    the GPUs a torchrun job asks for; with both launches, the processes' worth of host memory."""
     if rule != "train_images":
         return 1
     parallel = IMAGES[wildcards.dataset]["training"]["parallel"]
-    return parallel["processes"] if parallel["launch"] == "torchrun" else 1
+    return parallel["processes"] if parallel["launch"] in launch else 1
 
 
 def gpu_request(rule):
@@ -139,7 +144,8 @@ def mem_mb_request(rule):
     """The preset's memory for `rule` times the attempt; on SLURM at most the largest usable node's."""
 
     def mem_mb(wildcards, attempt):
-        wanted = _request(rule, 0) * training_processes(rule, wildcards)  # host memory per process
+        # per process (train_images: K processes, or K processes' worth of batch and chains in one)
+        wanted = _request(rule, 0) * training_processes(rule, wildcards, ("torchrun", "one_process"))
         if not _on_slurm():
             return wanted * attempt
         nodes, where = _target_nodes(rule)
