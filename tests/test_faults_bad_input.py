@@ -10,9 +10,6 @@ CI runs as root (which ignores permission bits) and has no tiny file system to f
 
 from __future__ import annotations
 
-import builtins
-import errno
-import os
 import re
 import shutil
 from collections.abc import Callable
@@ -26,6 +23,7 @@ import yaml
 
 from febm.cli import main
 from febm.config import deep_merge
+from tests.syscall_faults import disk_full_on_checkpoints, read_only
 
 TOY = {
     "preset": "smoke",
@@ -112,57 +110,6 @@ def small_model(path: Path, num_filters: int = 4) -> Path:
 def sample(world: World, checkpoint: Path) -> list[str]:
     return ["sample", "--checkpoint", str(checkpoint), "--n", "2", "--protocol", "plain",
             "--out", world.out("samples.npz"), "--device", "cpu"]  # fmt: skip
-
-
-# --- system-call level faults ------------------------------------------------------------------
-
-
-def disk_full_on_checkpoints(world: World) -> None:
-    """fsync of a checkpoint's file fails with ENOSPC (what a full disk reports on a buffered write)."""
-    real_fsync = os.fsync
-
-    def fsync(fd: int) -> None:
-        name = os.readlink(f"/proc/self/fd/{fd}")
-        if re.search(r"/\.state_\d{8}_rank\d+\.pt\.[^/]*\.tmp$", name):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        real_fsync(fd)
-
-    world.monkeypatch.setattr(os, "fsync", fsync)
-
-
-def read_only(world: World, folder: Path) -> None:
-    """Every way of creating or opening a file for writing below ``folder`` fails with EACCES."""
-    folder = folder.resolve()
-
-    def inside(path: Any) -> bool:
-        try:
-            return Path(os.path.abspath(os.fspath(path))).is_relative_to(folder)
-        except TypeError:  # file descriptors
-            return False
-
-    def denied(path: Any) -> PermissionError:
-        return PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
-
-    real_open, real_os_open, real_mkdir = builtins.open, os.open, os.mkdir
-
-    def guarded_open(file, mode="r", *args, **kwargs):
-        if inside(file) and any(flag in mode for flag in "wax+"):
-            raise denied(file)
-        return real_open(file, mode, *args, **kwargs)
-
-    def guarded_os_open(path, flags, *args, **kwargs):
-        if inside(path) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
-            raise denied(path)
-        return real_os_open(path, flags, *args, **kwargs)
-
-    def guarded_mkdir(path, *args, **kwargs):
-        if inside(path) and not os.path.isdir(path):
-            raise denied(path)
-        return real_mkdir(path, *args, **kwargs)
-
-    world.monkeypatch.setattr(builtins, "open", guarded_open)
-    world.monkeypatch.setattr(os, "open", guarded_os_open)
-    world.monkeypatch.setattr(os, "mkdir", guarded_mkdir)
 
 
 # --- the matrix --------------------------------------------------------------------------------
@@ -267,23 +214,23 @@ def _inception_of_wrong_shape(world: World) -> list[str]:
 
 
 def _disk_full_toy(world: World) -> list[str]:
-    disk_full_on_checkpoints(world)
+    disk_full_on_checkpoints(world.monkeypatch)
     return toy_train(world, world.config(TOY))
 
 
 def _disk_full_images(world: World) -> list[str]:
-    disk_full_on_checkpoints(world)
+    disk_full_on_checkpoints(world.monkeypatch)
     return train_images(world, world.config(IMAGES))
 
 
 def _read_only_results(world: World) -> list[str]:
-    read_only(world, world.root / "results")
+    read_only(world.monkeypatch, world.root / "results")
     return toy_optimum(world, world.config(TOY))
 
 
 def _read_only_checkpoints(world: World) -> list[str]:
     (world.root / "ckpt").mkdir()
-    read_only(world, world.root / "ckpt")
+    read_only(world.monkeypatch, world.root / "ckpt")
     return train_images(world, world.config(IMAGES))
 
 
