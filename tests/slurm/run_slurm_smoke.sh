@@ -141,6 +141,8 @@ say "snakemake finished"
 [ -n "$requeued" ] || fail "no training job was requeued"
 jobs=$(grep -c "has been submitted with SLURM jobid" "$WORK/snakemake.log" || true)
 [ "$jobs" -gt 0 ] || fail "no job went through sbatch"
+grep -q "sbatch --test-only accepted all" "$WORK/snakemake.log" ||
+    fail "the run did not test its submissions with sbatch --test-only before the first one"
 resumed=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["resumed_from_iteration"])' \
     "$RUN/results/images/runs/cifar10/febm/jensen_shannon/seed0/metrics.json")
 [ "$resumed" -gt 0 ] ||

@@ -243,3 +243,4 @@ onstart:
             probes.setdefault(tuple(arguments), (job.rule.name, arguments))
         for rule, arguments in probes.values():
             check_submission(rule, arguments)
+        print(f"febm: sbatch --test-only accepted all {len(probes)} kinds of job of this run", file=sys.stderr)
