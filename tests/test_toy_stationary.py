@@ -112,3 +112,13 @@ def test_table5_says_which_point_each_run_ended_near(tmp_path):
     assert learned.details["ended_near"] == "optimum:1,stationary:1"
     assert learned.details["per_seed"] == "seed0=stationary:0.003000 seed1=optimum:0.004000"
     assert float(learned.details["distance_max"]) == pytest.approx(0.004)
+
+
+def test_no_newton_step_where_the_objective_is_linear(monkeypatch):
+    """A linear piece of the objective (its gradient independent of the point, as a clamp or cap can
+    leave it on some mixtures) has no curvature: no Newton step, instead of an autograd error."""
+    import febm.toy.stationary as stationary
+
+    monkeypatch.setattr(stationary, "gaussian_divergence", lambda d, m, mu, sigma, *args: 2.0 * mu + sigma)
+    point = torch.tensor([0.5, 1.5], dtype=torch.float64)
+    assert stationary._newton_step("kl", BIMODAL, point, 64) is None

@@ -102,6 +102,8 @@ def _newton_step(divergence, mixture, point: Tensor, resolution: int) -> Tensor 
     point = point.detach().requires_grad_(True)
     value = gaussian_divergence(divergence, mixture, point[0], point[1], resolution, COVER_STDS)
     (grad,) = torch.autograd.grad(value, point, create_graph=True)
+    if not grad.requires_grad:  # the gradient does not depend on the point (a linear piece): no curvature
+        return None
     hessian = torch.stack([torch.autograd.grad(grad[i], point, retain_graph=True)[0] for i in range(2)])
     if not bool(torch.isfinite(hessian).all()) or float(torch.linalg.eigvalsh(hessian).min()) <= 0:
         return None
