@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import statistics
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -125,11 +126,23 @@ def build_table5(
         optimum = optima[divergence]
         seeds = sorted(runs[(method, divergence)], key=lambda r: r.get("seed", 0))
         point = stationary.get(divergence if method == "febm" else "baseline:kl")
-        provenance = _provenance(seeds)
+        group = _Group(divergence, optimum, point, scale, paper, _provenance(seeds))
         if method == "febm":
-            rows += _target_rows(divergence, optimum, point, scale, paper, provenance)
-        rows += _learned_rows(method, divergence, seeds, optimum, point, scale, paper, provenance)
+            rows += _target_rows(group)
+        rows += _learned_rows(method, seeds, group)
     return rows
+
+
+@dataclass(frozen=True)
+class _Group:
+    """What the lines of one divergence (or baseline) are built from."""
+
+    divergence: str
+    optimum: dict[str, Any]
+    point: StationaryPoint | None  # where descent on the exact objective goes from the runs' start
+    scale: float  # the mixture's standard deviation
+    paper: dict[tuple[str, str, str], float]
+    provenance: dict[str, Any]
 
 
 def _provenance(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -140,62 +153,49 @@ def _provenance(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _target_rows(
-    divergence: str,
-    optimum: dict[str, Any],
-    point: StationaryPoint | None,
-    scale: float,
-    paper: dict[tuple[str, str, str], float],
-    provenance: dict[str, Any],
-) -> list[ResultRow]:
+def _target_rows(group: _Group) -> list[ResultRow]:
     """The exact optimum (with the paper's) and, where computed, the stationary point of descent."""
     rows = [
         make_row(
             TABLE,
             DATASET,
             "optimum",
-            divergence,
+            group.divergence,
             metric,
-            mean=optimum[metric],
+            mean=group.optimum[metric],
             source="exact optimum (quadrature)",
-            objective_value=optimum["divergence_value"],
-            paper=paper.get(("optimum", divergence, metric)),
-            paper_source="paper Table 5" if ("optimum", divergence, metric) in paper else None,
-            **provenance,
+            objective_value=group.optimum["divergence_value"],
+            paper=group.paper.get(("optimum", group.divergence, metric)),
+            paper_source="paper Table 5" if ("optimum", group.divergence, metric) in group.paper else None,
+            **group.provenance,
         )
         for metric in METRICS
     ]
-    if point is not None and point.mu is not None:
-        same = same_point((point.mu, point.sigma), (optimum["mu"], optimum["sigma"]), scale)
+    if group.point is not None and group.point.mu is not None:
+        same = same_point(
+            (group.point.mu, group.point.sigma), (group.optimum["mu"], group.optimum["sigma"]), group.scale
+        )
         rows += [
             make_row(
                 TABLE,
                 DATASET,
                 "stationary",
-                divergence,
+                group.divergence,
                 metric,
-                mean=getattr(point, metric),
+                mean=getattr(group.point, metric),
                 source="gradient descent on the exact objective from the start",
                 same_as_optimum=same,
-                **provenance,
+                **group.provenance,
             )
             for metric in METRICS
         ]
     return rows
 
 
-def _learned_rows(
-    method: str,
-    divergence: str,
-    seeds: list[dict[str, Any]],
-    optimum: dict[str, Any],
-    point: StationaryPoint | None,
-    scale: float,
-    paper: dict[tuple[str, str, str], float],
-    provenance: dict[str, Any],
-) -> list[ResultRow]:
+def _learned_rows(method: str, seeds: list[dict[str, Any]], group: _Group) -> list[ResultRow]:
+    """The learned (mu, sigma) of ``method``'s runs: mean over the converged seeds, and where each ended."""
     converged = [r for r in seeds if not is_failed(r)]
-    near = [nearest_point(r, optimum, point, scale) for r in converged]
+    near = [nearest_point(r, group.optimum, group.point, group.scale) for r in converged]
     per_seed = {
         r.get("seed"): f"{label}:{distance:.6f}" for r, (label, distance) in zip(converged, near, strict=True)
     }
@@ -213,13 +213,13 @@ def _learned_rows(
     rows = []
     for metric in METRICS:
         values = [r[metric] for r in converged]
-        paper_key = (paper_method, divergence, metric)
+        paper_key = (paper_method, group.divergence, metric)
         rows.append(
             make_row(
                 TABLE,
                 DATASET,
                 canonical_method(method),
-                divergence,
+                group.divergence,
                 metric,
                 mean=statistics.fmean(values) if values else None,
                 std=_std(values),
@@ -227,10 +227,10 @@ def _learned_rows(
                 n_runs=len(seeds),
                 seeds=" ".join(str(r.get("seed")) for r in seeds),
                 source="this reproduction",
-                paper=paper.get(paper_key),
-                paper_source="paper Table 5" if paper_key in paper else None,
+                paper=group.paper.get(paper_key),
+                paper_source="paper Table 5" if paper_key in group.paper else None,
                 **facts,
-                **provenance,
+                **group.provenance,
             )
         )
     return rows
