@@ -120,17 +120,24 @@ def contrastive_divergence_loss(e_pos: Tensor, e_neg: Tensor, l2: float = 0.0) -
     return Objective(energy_gap + l2 * penalty, {"energy_gap": energy_gap, "e_l2": penalty})
 
 
-def dual_critic_loss(divergence: Divergence, v_pos: Tensor, v_neg: Tensor) -> Objective:
-    """Critic loss of the dual form (Eq. 12) with T = f'(exp(v)), so f*(T) = c(v) stays finite."""
+def dual_critic_loss(divergence: Divergence, v_pos: Tensor, v_neg: Tensor, l2: float = 0.0) -> Objective:
+    """Critic loss of the dual form (Eq. 12) with T = f'(exp(v)), so f*(T) = c(v) stays finite.
+
+    ``v`` is the critic's estimate of log p/q (t in Eq. 14 without E); l2 as for H in f-EBM.
+    """
     bound = fenchel_bound(divergence, v_pos, v_neg)
-    return Objective(-bound, {"bound": bound})
+    penalty = l2_penalty(v_pos, v_neg)
+    return Objective(-bound + l2 * penalty, {"bound": bound, "v_l2": penalty})
 
 
-def dual_energy_loss(divergence: Divergence, e_neg: Tensor, v_neg: Tensor) -> Objective:
+def dual_energy_loss(divergence: Divergence, e_neg: Tensor, v_neg: Tensor, l2: float = 0.0) -> Objective:
     """Energy surrogate of Theorem 1: gradient E_q[grad E f*(T)] - E_q[grad E] E_q[f*(T)].
 
-    The data never touch E here, which is why this estimator fails in practice (Section 3.1.2).
+    The data never touch E here, which is why this estimator fails in practice (Section 3.1.2); the
+    penalty (l2 * mean E(x-)^2, on the model samples only, so it adds no data signal) keeps the
+    energies bounded as in the other methods.
     """
     reward = divergence.c(v_neg).detach()
     covariance_term = (e_neg * reward).mean() - e_neg.mean() * reward.mean()
-    return Objective(covariance_term, {"covariance_term": covariance_term})
+    penalty = e_neg.pow(2).mean()
+    return Objective(covariance_term + l2 * penalty, {"covariance_term": covariance_term, "e_l2": penalty})

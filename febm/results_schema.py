@@ -58,8 +58,9 @@ DETAIL_COLUMNS = (
 )
 COLUMNS = IDENTITY_COLUMNS + ESTIMATE_COLUMNS + PROVENANCE_COLUMNS + DETAIL_COLUMNS
 
-# Run-file method names (febm, cd, mle) -> the tables' canonical ones (the paper's spelling).
-CANONICAL_METHODS = {"febm": "f-EBM", "cd": "contrastive_divergence", "mle": "mle"}
+# Run-file method names (febm, cd, mle, dual) -> the tables' canonical ones (the paper's spelling;
+# dual_form: Theorem 1's estimator, Section 3.1.2).
+CANONICAL_METHODS = {"febm": "f-EBM", "cd": "contrastive_divergence", "mle": "mle", "dual": "dual_form"}
 REFERENCE = "reference"
 TRUE_TEXT = ("true", "1", "yes")
 

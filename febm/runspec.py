@@ -22,6 +22,9 @@ from febm.config import config_hash
 TOY_DATASET = "mixture"
 # Table 5's baselines are defined for KL only: contrastive divergence (Eq. 8) and maximum likelihood.
 TOY_BASELINES = ("cd", "mle")
+# Image methods: f-EBM (Algorithm 1), contrastive divergence (the paper's baseline), and the dual form of
+# Theorem 1 (Section 3.1.2: a critic and a REINFORCE-like energy gradient; the paper's negative result).
+IMAGE_METHODS = ("febm", "cd", "dual")
 # Contrastive divergence minimises KL (Section 6.2); image CD runs are recorded under it.
 BASELINE_DIVERGENCE = "kl"
 
@@ -109,12 +112,14 @@ def toy_optimum_divergences(config: Mapping[str, Any]) -> list[str]:
 
 
 def image_runs(config: Mapping[str, Any], datasets: Iterable[str] | None = None) -> list[RunSpec]:
-    """Every image training run: dataset x (f-EBM per divergence, CD once) x seed."""
+    """Every image training run: dataset x (f-EBM per divergence, CD once, dual form per dual divergence) x seed."""
     images = config["images"]
     runs = []
     for dataset in images["datasets"] if datasets is None else datasets:
         for method in images["methods"]:
-            divergences = images["divergences"] if method == "febm" else [BASELINE_DIVERGENCE]
+            divergences = {"febm": images["divergences"], "dual": images["dual_divergences"]}.get(
+                method, [BASELINE_DIVERGENCE]
+            )
             runs += [RunSpec("images", dataset, method, d, s) for d in divergences for s in images["seeds"]]
     return runs
 

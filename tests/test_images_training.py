@@ -70,9 +70,10 @@ def _states_equal(a: dict, b: dict) -> bool:
     return a == b
 
 
-def test_resumed_run_continues_bit_identically(cifar10_standin_npz, tmp_path, monkeypatch):
+@pytest.mark.parametrize("method", ["febm", "dual"])
+def test_resumed_run_continues_bit_identically(cifar10_standin_npz, tmp_path, monkeypatch, method):
     config = _config()
-    _train(config, cifar10_standin_npz, tmp_path, "straight")
+    _train(config, cifar10_standin_npz, tmp_path, "straight", method)
 
     real_step = ImageTrainer.step
 
@@ -83,10 +84,10 @@ def test_resumed_run_continues_bit_identically(cifar10_standin_npz, tmp_path, mo
 
     monkeypatch.setattr(ImageTrainer, "step", crash_after_first_checkpoint)
     with pytest.raises(KeyboardInterrupt):
-        _train(config, cifar10_standin_npz, tmp_path, "resumed")
+        _train(config, cifar10_standin_npz, tmp_path, "resumed", method)
     monkeypatch.setattr(ImageTrainer, "step", real_step)
     assert checkpoints.saved_iterations(tmp_path / "resumed" / "ckpt") == [3]
-    metrics = _train(config, cifar10_standin_npz, tmp_path, "resumed")
+    metrics = _train(config, cifar10_standin_npz, tmp_path, "resumed", method)
     assert metrics["resumed_from_iteration"] == 3
 
     straight = checkpoints.read_state(tmp_path / "straight" / "ckpt", 6, 0)
@@ -104,7 +105,7 @@ def test_resumed_run_continues_bit_identically(cifar10_standin_npz, tmp_path, mo
     newest.write_bytes(newest.read_bytes()[:1000])
     assert checkpoints.load_newest(tmp_path / "resumed" / "ckpt", straight["settings_key"])[0] == 3
     assert (newest.parent / (newest.name + ".damaged")).is_file()  # set aside, with a warning
-    _train(config, cifar10_standin_npz, tmp_path, "resumed")
+    _train(config, cifar10_standin_npz, tmp_path, "resumed", method)
     assert _states_equal(straight, checkpoints.read_state(tmp_path / "resumed" / "ckpt", 6, 0))
 
 
@@ -218,6 +219,37 @@ def test_one_sampler_run_per_iteration_unless_the_original_recipe_is_asked(cifar
         calls.clear()
         row = trainer.step()
         assert len(calls) == expected and "loss_h" in row and len(trainer.buffer) == 8
+
+
+def test_dual_form_trains_a_critic_and_an_energy_that_never_sees_the_data(cifar10_standin_npz, monkeypatch):
+    """Theorem 1's trainer: one sampler run, a critic step, then an E step whose loss has no data term."""
+    from febm.images.data import load_cache
+
+    data = load_cache(cifar10_standin_npz)
+    config = _config(warmup_iterations=0)
+    settings = TrainSettings.from_config(config["images"]["cifar10"], method="dual", divergence="kl", seed=0)
+    trainer = ImageTrainer(settings, data)
+    before = {
+        name: [p.detach().clone() for p in network.parameters()]
+        for name, network in (("energy", trainer.energy), ("critic", trainer.variational))
+    }
+    energy_losses = []
+    real_loss = training.dual_energy_loss
+    monkeypatch.setattr(
+        training, "dual_energy_loss", lambda *a, **k: energy_losses.append(a) or real_loss(*a, **k)
+    )
+    calls = []
+    real_langevin = training.langevin_with
+    monkeypatch.setattr(training, "langevin_with", lambda *a, **k: calls.append(1) or real_langevin(*a, **k))
+    row = trainer.step()
+    assert len(calls) == 1 and len(trainer.buffer) == 8 and {"loss_h", "loss_e", "bound"} <= row.keys()
+    ((_, e_neg, v_neg),) = energy_losses  # E's loss sees only the model samples' energies and rewards
+    assert e_neg.shape == v_neg.shape == (8,) and e_neg.requires_grad and not v_neg.requires_grad
+    for name, network in (("energy", trainer.energy), ("critic", trainer.variational)):
+        changed = [not torch.equal(a, b) for a, b in zip(before[name], network.parameters(), strict=True)]
+        assert any(changed), f"the {name} network was not updated"
+    state = trainer.shared_state()
+    assert {"energy", "variational", "optimiser_energy", "optimiser_variational"} <= state.keys()
 
 
 def test_clipped_adam_clips_each_element_to_three_rms_plus_a_tenth():

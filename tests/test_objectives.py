@@ -12,6 +12,7 @@ from febm.objectives import (
     NonFiniteLossError,
     Objective,
     contrastive_divergence_loss,
+    dual_critic_loss,
     dual_energy_loss,
     energy_loss,
     fenchel_bound,
@@ -179,6 +180,18 @@ def test_losses_route_gradients_to_the_right_network():
     e_loss = energy_loss(div, e_pos, h_pos, e_neg, h_neg, l2=1.0).total
     grads = torch.autograd.grad(e_loss, [e_pos, e_neg, h_pos, h_neg], allow_unused=True)
     assert grads[2] is None and grads[3] is None and grads[0] is not None and grads[1] is not None
+
+
+def test_dual_losses_penalise_outputs_and_route_gradients():
+    """The dual form's L2 terms: the critic's on both sides, the energy's on model samples only."""
+    div = get_divergence("kl")
+    e_neg, v_pos, v_neg = torch.ones(4, requires_grad=True), 2 * torch.ones(4), 3 * torch.ones(4)
+    plain = dual_energy_loss(div, e_neg, v_neg).total
+    assert float((dual_energy_loss(div, e_neg, v_neg, l2=0.5).total - plain).detach()) == pytest.approx(0.5)
+    (grad,) = torch.autograd.grad(dual_energy_loss(div, e_neg, v_neg.requires_grad_(), l2=0.5).total, e_neg)
+    assert torch.allclose(grad, torch.full((4,), 0.5 * 2 / 4))  # constant reward: covariance gradient 0
+    critic = dual_critic_loss(div, v_pos, v_neg.detach(), l2=0.25).total
+    assert float(critic - dual_critic_loss(div, v_pos, v_neg.detach()).total) == pytest.approx(0.25 * (4 + 9))
 
 
 def test_l2_penalty_coefficient_is_applied():

@@ -71,6 +71,8 @@ def curves(run_dirs: list[Path]) -> dict[tuple[str, str], dict[str, list[tuple[f
 def label_of(method: str, divergence: str) -> str:
     if method == "cd":
         return "contrastive divergence"
+    if method == "dual":
+        return f"dual form (Theorem 1), {DIVERGENCE_DISPLAY.get(divergence, divergence)}"
     return f"f-EBM, {DIVERGENCE_DISPLAY.get(divergence, divergence)}"
 
 

@@ -2,7 +2,7 @@
 
 * ``febm make-standins --kind {cifar10,celeba,fashion_mnist} --out DIR``
 * ``febm prepare-data --config C --dataset {cifar10,celeba32,fashion_mnist} --root DIR --out DIR/DS.npz``
-* ``febm train-images --config C --dataset DS --method {febm,cd} --divergence D --seed S --data NPZ
+* ``febm train-images --config C --dataset DS --method {febm,cd,dual} --divergence D --seed S --data NPZ
   --out-dir OUT --checkpoint-dir CKPT`` (several GPUs: ``torchrun --nproc_per_node=K -m febm train-images ...``)
 * ``febm sample --checkpoint model.pt --n N --protocol {plain,paper,replay} [--replay replay.npz] --out samples.npz [--config C]``
 """
@@ -13,6 +13,8 @@ import argparse
 import json
 from pathlib import Path
 from typing import Any
+
+from febm.runspec import IMAGE_METHODS
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -45,7 +47,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser("train-images", help="train an f-EBM or CD energy network on images")
     train.add_argument("--config", required=True, nargs="+", type=Path)
     train.add_argument("--dataset", required=True, choices=["cifar10", "celeba32", "fashion_mnist"])
-    train.add_argument("--method", required=True, choices=["febm", "cd"])
+    train.add_argument("--method", required=True, choices=list(IMAGE_METHODS))
     train.add_argument("--divergence", required=True, help="f-divergence (cd: kl)")
     train.add_argument("--seed", required=True, type=int)
     train.add_argument("--data", required=True, type=Path, help="the .npz from prepare-data")

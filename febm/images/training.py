@@ -14,6 +14,10 @@ f-EBM, per iteration (docs/original-code.md §2):
 
 CD: one sampler run, ``contrastive_divergence_loss`` on E, one Adam step, no warm-up.
 
+Dual form (Theorem 1, Section 3.1.2): the second network is a critic v (T = f'(exp v)); after the same
+warm-up, per iteration one sampler run, a critic step up the bound of Eq. 12 (``dual_critic_loss``), then
+an E step with the updated critic's rewards on x- (``dual_energy_loss``): E never sees the data.
+
 Outputs of E and H are checked every iteration: NaN/inf or any |value| above ``energy_limit`` raise
 :class:`TrainingDivergedError` before any optimiser step, so the last checkpoint stays the last good one.
 """
@@ -21,7 +25,6 @@ Outputs of E and H are checked every iteration: NaN/inf or any |value| above ``e
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -30,14 +33,23 @@ from torch import Tensor, nn
 from febm.divergences import get_divergence
 from febm.errors import FebmError
 from febm.images.data import ImageData, batch_indices, dequantise
-from febm.images.networks import NetworkConfig, ResNet32Energy, build_energy_network
+from febm.images.networks import ResNet32Energy, build_energy_network
 from febm.images.replay import ReplayBuffer
-from febm.images.sampler import LangevinSettings, langevin_with, precision_context
+from febm.images.sampler import langevin_with, precision_context
+from febm.images.settings import TrainSettings
 from febm.images.spectral import power_iteration_
-from febm.objectives import Objective, contrastive_divergence_loss, energy_loss, l2_penalty, variational_loss
+from febm.objectives import (
+    Objective,
+    contrastive_divergence_loss,
+    dual_critic_loss,
+    dual_energy_loss,
+    energy_loss,
+    l2_penalty,
+    variational_loss,
+)
 from febm.optim import ORIGINAL_ADAM, ClippedAdam
+from febm.runspec import IMAGE_METHODS as METHODS
 
-METHODS = ("febm", "cd")
 # What rank 0's checkpoint file carries for every rank (ImageTrainer.shared_state); "best": the best-IS
 # checkpoint so far (febm.images.monitor.BestCheckpoint), present only where that selection is on.
 SHARED_STATE_KEYS = ("energy", "variational", "optimiser_energy", "optimiser_variational", "best")
@@ -45,76 +57,6 @@ SHARED_STATE_KEYS = ("energy", "variational", "optimiser_energy", "optimiser_var
 
 class TrainingDivergedError(FebmError):
     """Energies became NaN/inf or exploded; the run stops and keeps its last good checkpoint."""
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    method: str
-    divergence: str
-    seed: int
-    network: NetworkConfig
-    sampler: LangevinSettings
-    iterations: int
-    batch_size: int
-    lr: float
-    betas: tuple[float, float]
-    eps: float
-    grad_clip_std: float
-    grad_clip_floor: float
-    l2_coeff: float
-    warmup_iterations: int
-    exp_clamp: float | None
-    second_sampler_run: bool
-    precision: str
-    channels_last: bool
-    energy_limit: float
-    replay_capacity: int
-    replay_reinit_prob: float
-    replay_storage: str
-    # training.parallel: K processes of the global batch, and how they run. With one_process the
-    # batch and the buffer above already hold K processes' worth (K x batch_size, K x capacity).
-    processes: int = 1
-    launch: str = "one_process"
-
-    @classmethod
-    def from_config(
-        cls, section: dict[str, Any], *, method: str, divergence: str, seed: int, image_channels: int = 3
-    ) -> TrainSettings:
-        """``section`` is ``config['images'][dataset]`` (validated, defaults filled); ``image_channels``
-        comes from the data (3 for CIFAR-10 and CelebA, 1 for Fashion-MNIST)."""
-        training, replay = section["training"], section["replay"]
-        parallel = training["parallel"]
-        in_this_process = parallel["processes"] if parallel["launch"] == "one_process" else 1
-        return cls(
-            method=method,
-            divergence=divergence,
-            seed=seed,
-            network=NetworkConfig(
-                num_filters=section["network"]["num_filters"],
-                num_classes=10 if section["conditional"] else 0,
-                image_channels=image_channels,
-            ),
-            sampler=LangevinSettings.from_config(section["sampler"]),
-            iterations=training["iterations"],
-            batch_size=training["batch_size"] * in_this_process,
-            lr=training["lr"],
-            betas=(training["beta1"], training["beta2"]),
-            eps=training["eps"],
-            grad_clip_std=training["grad_clip_std"],
-            grad_clip_floor=training["grad_clip_floor"],
-            l2_coeff=training["l2_coeff"],
-            warmup_iterations=training["warmup_iterations"],
-            exp_clamp=training["exp_clamp"],
-            second_sampler_run=training["second_sampler_run"],
-            precision=training["precision"],
-            channels_last=training["channels_last"],
-            energy_limit=training["energy_limit"],
-            replay_capacity=replay["capacity"] * in_this_process,
-            replay_reinit_prob=replay["reinit_prob"],
-            replay_storage=replay["storage"],
-            processes=parallel["processes"],
-            launch=parallel["launch"],
-        )
 
 
 class ImageTrainer:
@@ -145,7 +87,8 @@ class ImageTrainer:
         # Same seed on every rank: identical initial networks (DDP also broadcasts rank 0's).
         torch.manual_seed(settings.seed)
         self.energy = self._build()
-        self.variational = self._build() if settings.method == "febm" else None
+        # f-EBM's H, or the dual form's critic
+        self.variational = self._build() if settings.method in ("febm", "dual") else None
         self.optimiser_energy = self._optimiser(self.energy)
         self.optimiser_variational = self._optimiser(self.variational) if self.variational else None
         self.energy_call: nn.Module = self._distributed(self.energy, world_size)
@@ -224,7 +167,8 @@ class ImageTrainer:
         return out[: x_pos.shape[0]], out[x_pos.shape[0] :]
 
     def _check_outputs(self, out: Tensor, network: nn.Module) -> None:
-        name = "energy E" if network in (self.energy, self.energy_call) else "variational H"
+        second = "critic v" if self.settings.method == "dual" else "variational H"
+        name = "energy E" if network in (self.energy, self.energy_call) else second
         worst = out.detach().abs().max()
         if not torch.isfinite(worst) or worst > self.settings.energy_limit:
             raise TrainingDivergedError(
@@ -256,6 +200,8 @@ class ImageTrainer:
             row = self._cd_step(x_pos, y_pos, x_neg, y_neg)
         elif self.iteration < s.warmup_iterations:
             row = self._warmup_step(x_pos, y_pos, x_neg, y_neg)
+        elif s.method == "dual":
+            row = self._dual_step(x_pos, y_pos, x_neg, y_neg)
         else:
             row = self._febm_step(x_pos, y_pos, x_neg, y_neg, starts)
         row = {"iteration": float(self.iteration), **row, "seconds": time.perf_counter() - started}
@@ -303,6 +249,25 @@ class ImageTrainer:
             "loss_e": float(objective_e.total.detach()),
             "bound": float(objective_e.terms["bound"]),
             **_means(e_pos=e_pos, e_neg=e_neg, h_pos=h_pos, h_neg=h_neg),
+        }
+
+    def _dual_step(self, x_pos, y_pos, x_neg, y_neg) -> dict[str, float]:
+        l2 = self.settings.l2_coeff
+        v_pos, v_neg = self._outputs(self.variational_call, x_pos, y_pos, x_neg, y_neg)
+        objective_v = dual_critic_loss(self.divergence, v_pos, v_neg, l2=l2)
+        self._descend(objective_v, self.optimiser_variational, self.iteration)
+        with torch.no_grad():  # the updated critic's rewards, as f-EBM's E step uses the updated H
+            v_pos, v_neg = self._outputs(self.variational, x_pos, y_pos, x_neg, y_neg)
+        # E on the data only for the log (its loss has no data term; DDP needs one forward per backward)
+        e_pos, e_neg = self._outputs(self.energy_call, x_pos, y_pos, x_neg, y_neg)
+        objective_e = dual_energy_loss(self.divergence, e_neg, v_neg, l2=l2)
+        self._descend(objective_e, self.optimiser_energy, self.iteration)
+        self._remember(x_neg, y_neg)
+        return {
+            "loss_h": float(objective_v.total.detach()),
+            "loss_e": float(objective_e.total.detach()),
+            "bound": float(objective_v.terms["bound"]),
+            **_means(e_pos=e_pos, e_neg=e_neg, h_pos=v_pos, h_neg=v_neg),
         }
 
     def _remember(self, x_neg: Tensor, y_neg: Tensor | None) -> None:

@@ -86,6 +86,7 @@ METHOD_DISPLAY = {
     "optimum": "Exact optimum",
     "stationary": "Stationary point (descent from the start)",
     "mle": "Maximum likelihood",
+    "dual_form": "Dual form (Theorem 1)",
     REFERENCE: "Reference",
 }
 REFERENCE_DISPLAY = {

@@ -178,7 +178,7 @@ RESOURCES = "resources/standin" if STANDIN else "resources"
 
 wildcard_constraints:
     dataset=_alternatives([*INCEPTION_DATASETS, *CLASSIFIER_DATASETS]),
-    image_method=_alternatives(["febm", "cd"]),
+    image_method=_alternatives(list(febm.runspec.IMAGE_METHODS)),
     image_divergence=_alternatives([*IMAGE_DIVERGENCES, IMAGE_CD_DIVERGENCE]),
     table=r"[125]",
 
