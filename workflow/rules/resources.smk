@@ -4,10 +4,15 @@
 # asks for that many times more, never beyond the largest node / longest time limit the cluster has.
 # Measured with Snakemake's benchmarks (max_rss and wall time, results/benchmarks/) on 2 shared CPU
 # cores: smoke, every job <= 1.3 GB and <= 35 s; laptop, train_images 1.3 GB and <= 25 min,
-# sample_images 1.1 GB and 5 min. The other figures are estimates, with room for a GPU job's CUDA
-# context (host memory only; the GPU's own memory is not a SLURM request): quick (CIFAR-10, 32 filters)
-# and paper sampling and scoring (ResNet32 with 128 filters, 50,000 samples; the data, a 10,000-image
-# replay buffer and the samples are each under 1 GB, so 12 GB is generous). Paper training is measured.
+# sample_images 1.1 GB and 5 min. Paper memory is measured on CPU, where the activations are host memory
+# too, so it bounds a GPU job's host memory from above; the request adds ~2 GB for a CUDA context (host
+# memory only; the GPU's own memory is not a SLURM request). Training: benchmarks/paper_memory.py (below).
+# Evaluation: `python benchmarks/paper_memory.py --job sample|score|fid_stats` (the rules' febm commands
+# at the paper's sizes, random weights and images, only compute cut; AMD EPYC, 2 torch threads), peak
+# RSS: sample_images 3.6-3.9 GB (50,000 samples, paper protocol; 1-2 steps per call, 3-6 calls: no trend),
+# score_images 7.9-8.2 GB (50,000 samples, 1-4 Inception batches of 200), fid_stats 8.9 GB (60,000
+# images, train+test; 3 batches); the Inception activations of a batch are most of the last two. The
+# other figures (quick: CIFAR-10, 32 filters; paper runtimes) are estimates.
 # Rules not listed (the 1-D study, the classifier, figures) get the profile's default-resources.
 JOB_RESOURCES = {
     "smoke": {
@@ -38,9 +43,10 @@ JOB_RESOURCES = {
         # 512 and 40,000 chains; a GPU job keeps them on the GPU but adds its CUDA context. 4 x 6 GB covers
         # both. ~80,000 iterations; a retry resumes from the checkpoint.
         "train_images": (6000, 1440),
-        "sample_images": (12000, 720),  # 50,000 samples with the paper's schedule
-        "score_images": (12000, 120),
-        "fid_stats": (12000, 120),
+        # measured peak (above) + 2 GB, rounded up to the GB: 3.9 -> 6, 8.2 -> 11, 8.9 -> 11
+        "sample_images": (6000, 720),  # 50,000 samples with the paper's schedule
+        "score_images": (11000, 120),
+        "fid_stats": (11000, 120),
     },
 }
 # The rules whose jobs ask for a GPU (`gpu=1`, i.e. `sbatch --gpus=1`); profiles/slurm-cpu sets 0.
