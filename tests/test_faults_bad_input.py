@@ -45,6 +45,7 @@ IMAGES = {
             "replay": {"capacity": 16},
         },
     },
+    "evaluation": {"checkpoint_selection": "final"},  # best-IS: tests/test_best_checkpoint.py
 }
 
 

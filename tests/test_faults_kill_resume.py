@@ -67,6 +67,7 @@ IMAGE_CONFIG = {
             "replay": {"capacity": 16},
         },
     },
+    "evaluation": {"checkpoint_selection": "final"},  # best-IS: tests/test_best_checkpoint.py
 }
 IMAGE_INTERVAL = IMAGE_CONFIG["images"]["cifar10"]["training"]["checkpoint_interval"]
 

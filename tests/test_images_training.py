@@ -43,6 +43,7 @@ def _config(iterations: int = 6, preset: str = "smoke", **training_overrides) ->
                     "replay": {"capacity": 64},
                 },
             },
+            "evaluation": {"checkpoint_selection": "final"},  # best-IS: tests/test_best_checkpoint.py
         }
     )
 

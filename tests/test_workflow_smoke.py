@@ -84,6 +84,13 @@ def test_report_opens_cleanly_in_chromium(smoke_run):
     for table in ("table1", "table2", "table5"):
         assert "stand-in" in page.sections[table] or "reduced" in page.sections[table]
         assert "not run" not in page.sections[table]
+    # The fidelity switchboard, as the runs recorded it: the smoke preset keeps the released code's
+    # training recipe, but scores final checkpoints on 8 samples with fresh chains, and says so.
+    fidelity = page.sections["fidelity"]
+    for dataset in ("cifar10", "celeba32", "fashion_mnist"):
+        assert f"{dataset}: " in fidelity and "switch(es) differ from the released code" in fidelity
+    assert "images.cifar10.training.second_sampler_run" in fidelity and "(differs)" in fidelity
+    assert "febm/jensen_shannon/seed0" in fidelity and "dual/jensen_shannon/seed0" in fidelity
 
 
 def test_rerunning_a_finished_workflow_does_nothing(smoke_run):
@@ -141,12 +148,12 @@ def test_adding_seeds_plans_only_the_new_runs_and_what_reads_them(smoke_run):
     toy_new = {f"toy_method={m}, toy_divergence=kl, seed=2" for m in ("febm", "cd", "mle")}
     assert jobs_of(jobs, "toy_train") == toy_new
     trained = jobs_of(jobs, "train_images")
-    assert len(trained) == 6 and all(w.endswith("seed=1") for w in trained)  # 3 datasets x (JS, CD)
+    assert len(trained) == 9 and all(w.endswith("seed=1") for w in trained)  # 3 datasets x (JS, CD, dual)
     assert rules_of(jobs) <= AGGREGATES | {
         "toy_train", "toy_stability", "toy_table", "toy_check", "toy_figure", "train_images", "sample_images",
         "score_images", "classifier_score", "sample_grid", "image_table", "classifier_table", "classifier_curve",
     }  # fmt: skip
-    assert len(jobs_of(jobs, "score_images")) == 4 and len(jobs_of(jobs, "classifier_score")) == 2
+    assert len(jobs_of(jobs, "score_images")) == 6 and len(jobs_of(jobs, "classifier_score")) == 3
 
 
 def test_adding_a_divergence_plans_only_its_runs(smoke_run):
@@ -166,7 +173,7 @@ def test_editing_a_figure_setting_reruns_only_figures(smoke_run):
 def test_editing_one_dataset_reruns_nothing_of_the_other(smoke_run):
     jobs = planned_jobs(smoke_run, {"images": {"cifar10": {"sampler": {"steps": 4}}}})
     trained = jobs_of(jobs, "train_images")
-    assert len(trained) == 2 and all("dataset=cifar10" in w for w in trained)
+    assert len(trained) == 3 and all("dataset=cifar10" in w for w in trained)
     assert not any("celeba32" in w or "fashion_mnist" in w for _, w in jobs)
     assert not {"prepare_data", "fid_stats", "train_classifier", "toy_train"} & rules_of(jobs)
 

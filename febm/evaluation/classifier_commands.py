@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from febm.fidelity import score_fidelity
+
 # Below this test accuracy on real data the classifier's scores mean little (a good one reaches ~92%).
 EXPECTED_TEST_ACCURACY = 0.9
 
@@ -218,6 +220,7 @@ def classifier_score_record(
         "protocol": metadata.get("protocol") if reference is None else None,
         "protocol_settings": metadata.get("settings"),
         "checkpoint": metadata.get("checkpoint"),
+        "fidelity": score_fidelity(metadata, config, identity["dataset"]) if reference is None else None,
         "training_iterations": iterations,
         "reference": {"set": "test", "n": len(data.test_images), "data_path": str(data_path)},
         "classifier": {

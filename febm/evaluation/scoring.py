@@ -19,6 +19,7 @@ from febm.evaluation.inception import load_fid_inception
 from febm.evaluation.metrics import frechet_distance, frechet_distance_to_features, inception_score
 from febm.evaluation.reference import load_reference_stats, save_reference_stats, select_reference_images
 from febm.evaluation.weights import resolve_weights_path, weights_info
+from febm.fidelity import score_fidelity
 from febm.io import provenance
 
 PAPER_NUM_SAMPLES = 50_000
@@ -197,6 +198,7 @@ def score_image_set(
         # What the sampled checkpoint states about itself (model.pt / model_best.pt, febm train-images):
         # files without the field are final ones. The config's choice is what the workflow wired up.
         "checkpoint_selection": selection,
+        "fidelity": score_fidelity(metadata, config, labels["dataset"]),
         "checkpoint_iteration": fact("iterations"),
         "best_checkpoint": fact("best_checkpoint"),
         "training_iterations": fact("iterations"),

@@ -1,11 +1,12 @@
 """Replay buffer of Langevin chains (docs/original-code.md §5), with labels kept beside the images.
 
-Differences from the original, on purpose:
+Two behaviours of the original are switches (``images.<dataset>.replay``, both on by default, as the
+original; ``febm.fidelity`` lists them):
 
-* labels are stored with the images, so a replayed chain continues under the class it was sampled
-  for (the original stored images only and relabelled them with the current batch);
-* uint8 storage uses floor(256 x) and reads back (k + U(0, 1)) / 256, the same dequantisation as the
-  data; the original wrote floor(255 x) and read k / 256, shrinking values by 255/256 per round trip.
+* ``relabel``: a replayed chain continues under the current batch's label (the original stored images
+  only); off, it keeps the class it was sampled for;
+* ``original_quantisation``: uint8 storage writes floor(255 x) and reads (k + U(0, 1)) / 256, shrinking
+  values by 255/256 per round trip; off, it writes floor(256 x), the data's dequantisation.
 
 Kept as the original: a FIFO ring of ``capacity`` appended entries (sampled slots are not written
 back), starts drawn uniformly with replacement once the buffer holds more than a batch, and each start
@@ -37,12 +38,17 @@ class ReplayBuffer:
         *,
         storage: str = "uint8",
         device: torch.device | str = "cpu",
+        relabel: bool = False,
+        original_quantisation: bool = False,
     ) -> None:
         if storage not in STORAGE_DTYPES:
             raise ValueError(f"replay storage must be one of {sorted(STORAGE_DTYPES)}, got {storage!r}")
         self.capacity = int(capacity)
         self.image_shape = tuple(image_shape)
         self.storage = storage
+        self.relabel = relabel
+        # floor(255 x) as the original wrote it; read back as k/256 either way
+        self.quantisation_levels = 255.0 if original_quantisation else 256.0
         self.device = torch.device(device)
         self.images = torch.zeros(
             (self.capacity, *self.image_shape), dtype=STORAGE_DTYPES[storage], device=device
@@ -56,7 +62,7 @@ class ReplayBuffer:
 
     def _encode(self, x: Tensor) -> Tensor:
         if self.storage == "uint8":
-            return torch.clamp(torch.floor(x.detach() * 256.0), 0, 255).to(torch.uint8)
+            return torch.clamp(torch.floor(x.detach() * self.quantisation_levels), 0, 255).to(torch.uint8)
         return x.detach().float()
 
     def _decode(self, stored: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -87,8 +93,8 @@ class ReplayBuffer:
     ) -> tuple[Tensor, Tensor | None]:
         """Starts for one sampler run: replayed chains, each fresh U(0, 1) noise with prob ``reinit_prob``.
 
-        Fresh starts take the current batch's labels. Before the buffer holds more than a batch, all
-        starts are fresh noise (as the original).
+        Fresh starts take the current batch's labels, replayed ones too with ``relabel``. Before the
+        buffer holds more than a batch, all starts are fresh noise (as the original).
         """
         noise = torch.rand((batch_size, *self.image_shape), generator=generator, device=self.device)
         if self.size <= batch_size:
@@ -97,8 +103,8 @@ class ReplayBuffer:
         replayed = self._decode(self.images[slots], generator)
         fresh = torch.rand(batch_size, generator=generator, device=self.device) < reinit_prob
         starts = torch.where(fresh[:, None, None, None], noise, replayed)
-        if batch_labels is None:
-            return starts, None
+        if batch_labels is None or self.relabel:
+            return starts, batch_labels
         labels = torch.where(fresh, batch_labels.to(self.device), self.labels[slots])
         return starts, labels
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from febm.config import config_hash
+from febm.fidelity import fidelity_record
 from febm.images.checkpoint import save_energy_model
 from febm.images.distributed import ProcessContext
 from febm.images.grid import save_grid
@@ -82,6 +83,8 @@ def _model_meta(
         "preset": config["preset"],
         "config_hash": config_hash(config),
         "checkpoint_selection": "final",
+        # The switches of febm.fidelity this run trained under (the sampler records its own).
+        "fidelity": fidelity_record(config, dataset, "train", settings.method),
     }
 
 

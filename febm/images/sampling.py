@@ -38,6 +38,7 @@ def sample_to_file(
 ) -> dict[str, Any]:
     from febm.config import load_config, validate
     from febm.evaluation.protocol import sample_with_protocol
+    from febm.fidelity import fidelity_record
 
     if count < 1:
         raise FebmError(f"--n must be at least 1, got {count}")
@@ -59,6 +60,8 @@ def sample_to_file(
     )
     labels = samples.labels if samples.labels is not None else np.full(count, -1, dtype=np.int64)
     record = {**samples.record, "checkpoint": str(checkpoint), "model": meta, "count": count}
+    if meta.get("dataset"):  # the switches of febm.fidelity this sampling acted on
+        record["fidelity"] = fidelity_record(config, meta["dataset"], "sample")
     buffer = io.BytesIO()
     np.savez(
         buffer, images=samples.images, labels=labels.astype(np.int64), record=np.array(json.dumps(record))

@@ -33,6 +33,8 @@ class TrainSettings:
     replay_capacity: int
     replay_reinit_prob: float
     replay_storage: str
+    replay_relabel: bool
+    replay_original_quantisation: bool
     # training.parallel: K processes of the global batch, and how they run. With one_process the
     # batch and the buffer above already hold K processes' worth (K x batch_size, K x capacity).
     processes: int = 1
@@ -74,6 +76,8 @@ class TrainSettings:
             replay_capacity=replay["capacity"] * in_this_process,
             replay_reinit_prob=replay["reinit_prob"],
             replay_storage=replay["storage"],
+            replay_relabel=replay["relabel"],
+            replay_original_quantisation=replay["original_quantisation"],
             processes=parallel["processes"],
             launch=parallel["launch"],
         )

@@ -95,7 +95,12 @@ class ImageTrainer:
         self.variational_call = self._distributed(self.variational, world_size) if self.variational else None
         image_shape = tuple(data.images.shape[1:])
         self.buffer = ReplayBuffer(
-            settings.replay_capacity, image_shape, storage=settings.replay_storage, device=self.device
+            settings.replay_capacity,
+            image_shape,
+            storage=settings.replay_storage,
+            device=self.device,
+            relabel=settings.replay_relabel,
+            original_quantisation=settings.replay_original_quantisation,
         )
         self.generator = torch.Generator(self.device).manual_seed(settings.seed * 7919 + rank)
         self.iteration = 0
@@ -266,7 +271,7 @@ class ImageTrainer:
         return {
             "loss_h": float(objective_v.total.detach()),
             "loss_e": float(objective_e.total.detach()),
-            "bound": float(objective_v.terms["bound"]),
+            "bound": float(objective_v.terms["bound"].detach()),
             **_means(e_pos=e_pos, e_neg=e_neg, h_pos=v_pos, h_neg=v_neg),
         }
 

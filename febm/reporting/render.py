@@ -16,6 +16,7 @@ from febm.config import config_hash
 from febm.io import write_text_atomic
 from febm.reporting.benchmarks import stage_times
 from febm.reporting.errors import ReportInputError
+from febm.reporting.fidelity import fidelity_sections
 from febm.reporting.figures import Picture, curve_caption, curve_figures, paper_figures, sample_grids
 from febm.reporting.labels import TOY, badge_text, read_metrics, study_labels
 from febm.reporting.provenance import collect_provenance
@@ -267,6 +268,7 @@ def build_context(inputs: ReportInputs) -> dict[str, Any]:
         "samples": sample_groups(sample_grids(inputs.samples, out_dir, embed, labels), config),
         "show_samples": config["report"]["sample_grids"],
         "stability": stability_rows(inputs.stability),
+        "fidelity": fidelity_sections(inputs.metrics),
         "provenance": collect_provenance(CODE_FOLDER, config_hash(config)),
         "config_yaml": yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=True),
     }
