@@ -71,7 +71,9 @@ FASHION_MNIST = TableSpec(
     "score as many images). Inception Score: exp(E_x KL(p(y|x) ‖ p(y))) with the classifier's softmax as "
     "p(y|x) (from 1 to 10, the number of classes; higher is better). The reference rows are scored the "
     "same way: images of the train split (what perfect samples give) and uniform noise (what a model that "
-    "learnt nothing gives).",
+    "learnt nothing gives). Dual-form rows, where run, train with Theorem 1's estimator (Section 3.1.2: a critic "
+    "and a REINFORCE-like energy gradient that never sees the data), which the paper reports fails to generate "
+    "images.",
     row_order_of=1,  # the order of Table 1 (CD, then f-EBM by divergence), so the two read alike
     detail_columns=("n_samples", "iterations", "train_wall_seconds"),
     summary_columns=("classifier_test_accuracy",),
