@@ -87,9 +87,7 @@ def targets(index: int, spec: dict, divergence: str, train: dict) -> dict:
         out["stationary_reason"] = point.reason
     # The ratio-capped objective the run trains: where its minimum differs, the cap biases the result.
     trained = descend_from(
-        trained_divergence(
-            divergence, train["exp_clamp"], train["conjugate_cap"], train.get("conjugate_floor")
-        ),
+        trained_divergence(divergence, train["exp_clamp"], train["conjugate_cap"]),
         mixture,
         (float(train["init_mu"]), float(train["init_sigma"])),
     )

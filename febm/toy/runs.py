@@ -174,7 +174,6 @@ def run_training(
         "status": STATUS_COMPLETED,
         "resumed_from_step": result.resumed_from,
         "ratio_cap": trainer.ratio_cap,
-        "ratio_floor": trainer.ratio_floor,
         "settings": {**settings.__dict__},
         "peak_rss_mb": peak_rss_mb(),
         **common_metadata(config, result.iterations),
@@ -229,7 +228,6 @@ def _record_failure(
         "sigma_last_iterate": sigma_last,
         "wall_seconds": trainer.wall_before + wall_seconds,
         "ratio_cap": trainer.ratio_cap,
-        "ratio_floor": trainer.ratio_floor,
         "settings": {**settings.__dict__},
         "peak_rss_mb": peak_rss_mb(),
         **common_metadata(config, trainer.iterations),
@@ -285,7 +283,7 @@ def run_stability(
     from febm.divergences import get_divergence
     from febm.toy.network import state_dict_to_flat
     from febm.toy.stability import stability_report, summarise
-    from febm.toy.tails import RatioCapped, trained_objective
+    from febm.toy.tails import RatioCapped, ratio_cap_for
 
     torch.set_num_threads(config["toy"]["threads"])
     optimum = load_optimum(optimum_path, divergence)
@@ -315,9 +313,9 @@ def run_stability(
     h = load_h(run_dir)
     train = TrainSettings.from_config(config)
     base = get_divergence(divergence, exp_clamp=train.exp_clamp)
+    cap = None if train.conjugate_cap is None else ratio_cap_for(base, train.conjugate_cap)
     # The field of the game that was trained: the same (capped) objective as the run.
-    trained = trained_objective(base, train.conjugate_cap, train.conjugate_floor)
-    cap = trained.cap if isinstance(trained, RatioCapped) else None
+    trained = base if cap is None else RatioCapped(base, cap)
     stability = config["toy"]["stability"]
     report = stability_report(
         trained,

@@ -38,9 +38,6 @@ class TrainSettings:
     l2: float
     exp_clamp: float | None
     conjugate_cap: float | None
-    conjugate_floor: float | None
-    conjugate_cap_start: float | None
-    cap_rise: tuple[float, float]
     init_mu: float
     init_sigma: float
     log_every: int

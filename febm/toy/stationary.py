@@ -37,7 +37,7 @@ from febm.toy.optimum import (
     minimise_over_gaussians,
     sigma_bounds_for,
 )
-from febm.toy.tails import trained_objective
+from febm.toy.tails import RatioCapped, ratio_cap_for
 
 # Largest move of one descent step, as a fraction of the current sigma (in mu and in sigma): small enough
 # to stay in the basin the gradient flow is in.
@@ -111,10 +111,7 @@ def _newton_step(divergence, mixture, point: Tensor, resolution: int) -> Tensor 
 
 
 def trained_divergence(
-    name: str,
-    exp_clamp: float | None = None,
-    conjugate_cap: float | None = None,
-    conjugate_floor: float | None = None,
+    name: str, exp_clamp: float | None = None, conjugate_cap: float | None = None
 ) -> Divergence:
     """The divergence whose objective a run descends: ``name`` with toy.train's exp_clamp and ratio cap.
 
@@ -122,7 +119,9 @@ def trained_divergence(
     integral of p g(min(t*, t_cap)) - q c(min(t*, t_cap)): equal to D_f wherever log p/q < t_cap, and finite
     where D_f is not (Pearson chi^2 at sigma = 1 on the paper's mixture), as the run's estimates are.
     """
-    return trained_objective(get_divergence(name, exp_clamp=exp_clamp), conjugate_cap, conjugate_floor)
+    base = get_divergence(name, exp_clamp=exp_clamp)
+    cap = None if conjugate_cap is None else ratio_cap_for(base, conjugate_cap)
+    return base if cap is None else RatioCapped(base, cap)
 
 
 def descend_from(
@@ -150,9 +149,7 @@ def stationary_target(name: str, mixture: GaussianMixture, train: dict[str, Any]
     """Table 5's target for a local method: descent on the exact D_f from toy.train's start, entered through
     the run's (capped) objective where D_f is infinite at the start."""
     init = (float(train["init_mu"]), float(train["init_sigma"]))
-    entry = trained_divergence(
-        name, train["exp_clamp"], train["conjugate_cap"], train.get("conjugate_floor")
-    )
+    entry = trained_divergence(name, train["exp_clamp"], train["conjugate_cap"])
     return descend_from(name, mixture, init, entry=entry)
 
 

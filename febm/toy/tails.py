@@ -17,14 +17,6 @@ and conjugate_cap = 50 that is t_cap = 1.97 for Pearson (max log p/q at its opti
 The E step (Eq. 18) uses the same capped divergence: with the uncapped one, the few model samples whose
 t = H + E is wildly over-estimated (bounded H in q's tails) dominate E's gradient for Pearson chi^2 and
 pull sigma far below its optimum (measured: sigma 1.44 instead of 1.93).
-
-The floor (``ratio_floor_for``, issue 14) is the same guard from below, for the divergences whose c falls
-without bound as t -> -inf (Neyman chi^2, alpha < 0; reverse KL's c = t - 1 only linearly): where q has mass
-and p next to none, lowering t there keeps raising the bound (c' = e^{a t} grows as t falls), so H runs off
-downwards at the model samples there; through the network that drags t down at nearby data samples until
-g(t) = expm1((a - 1) t) / (a - 1) overflows (measured: alpha = -0.5, a bound of -inf at step 1,784 on a
-random mixture). Evaluating g and c at max(t, t_floor), with c(t_floor) = -conjugate_floor, keeps every term
-finite and keeps the maximiser t* = log p/q wherever t* > t_floor (there, p/q > e^{t_floor}).
 """
 
 from __future__ import annotations
@@ -65,65 +57,17 @@ def ratio_cap_for(divergence: Divergence, conjugate_cap: float) -> float | None:
     return lo if math.isfinite(lo) else None
 
 
-def ratio_floor_for(divergence: Divergence, conjugate_floor: float) -> float | None:
-    """The t at which c(t) falls to ``-conjugate_floor``, or None when c stays above it (c bounded below,
-    or falling so slowly, as reverse KL's t - 1, that it is not reached above t = -MAX_RATIO_CAP)."""
-
-    def c(t: float) -> float:
-        return float(divergence.c(torch.tensor(t, dtype=torch.float64)))
-
-    lo = -MAX_RATIO_CAP
-    if not c(lo) < -conjugate_floor:
-        return None
-    hi = 60.0
-    if c(hi) <= -conjugate_floor:
-        raise ValueError(f"c(t) of {divergence.name} is below -conjugate_floor={conjugate_floor} everywhere")
-    for _ in range(200):  # c is increasing: bisection
-        mid = 0.5 * (lo + hi)
-        if c(mid) < -conjugate_floor:
-            lo = mid
-        else:
-            hi = mid
-    return hi if math.isfinite(hi) else None
-
-
-def trained_objective(
-    divergence: Divergence, conjugate_cap: float | None, conjugate_floor: float | None = None
-) -> Divergence:
-    """The divergence both losses of a run use: ``divergence`` with its log ratio clamped into
-    [t_floor, t_cap] (each side only where c is unbounded that way; the plain divergence when neither is)."""
-    cap = None if conjugate_cap is None else ratio_cap_for(divergence, conjugate_cap)
-    floor = None if conjugate_floor is None else ratio_floor_for(divergence, conjugate_floor)
-    if cap is None and floor is None:
-        return divergence
-    return RatioCapped(divergence, cap, floor)
-
-
 class RatioCapped(Divergence):
-    """``base`` with g(t) and c(t) evaluated at t clamped into [floor, cap] (either side may be None)."""
+    """``base`` with g(t) and c(t) evaluated at min(t, cap)."""
 
-    def __init__(self, base: Divergence, cap: float | None, floor: float | None = None) -> None:
+    def __init__(self, base: Divergence, cap: float) -> None:
         super().__init__(base.exp_clamp)
-        self.base = base
-        self.cap = None if cap is None else float(cap)
-        self.floor = None if floor is None else float(floor)
+        self.base, self.cap = base, float(cap)
         self.name = base.name
         self.f_second_derivative_at_one = base.f_second_derivative_at_one
 
     def __repr__(self) -> str:
-        return f"RatioCapped({self.base!r}, cap={self.cap}, floor={self.floor})"
-
-    def _clamped(self, t: Tensor) -> Tensor:
-        return t.clamp(min=self.floor, max=self.cap)
-
-    def _inside(self, t: Tensor) -> Tensor:
-        """1 where t is inside [floor, cap] (the clamp passes the gradient), else 0."""
-        inside = torch.ones_like(t, dtype=torch.bool)
-        if self.cap is not None:
-            inside &= t <= self.cap
-        if self.floor is not None:
-            inside &= t >= self.floor
-        return inside
+        return f"RatioCapped({self.base!r}, cap={self.cap})"
 
     def f(self, u: Tensor) -> Tensor:
         return self.base.f(u)
@@ -135,14 +79,14 @@ class RatioCapped(Divergence):
         return self.base.conjugate(s)
 
     def g(self, t: Tensor) -> Tensor:
-        return self.base.g(self._clamped(t))
+        return self.base.g(t.clamp(max=self.cap))
 
     def c(self, t: Tensor) -> Tensor:
-        return self.base.c(self._clamped(t))
+        return self.base.c(t.clamp(max=self.cap))
 
-    # The base's derivatives at the clamped t, zero outside [floor, cap] (at the ends the one from inside).
+    # The base's derivatives at min(t, cap), zero above the cap (at t = cap itself the one from below).
     def g_prime(self, t: Tensor) -> Tensor:
-        return self.base.g_prime(self._clamped(t)).mul_(self._inside(t))
+        return self.base.g_prime(t.clamp(max=self.cap)).mul_(t <= self.cap)
 
     def c_prime(self, t: Tensor) -> Tensor:
-        return self.base.c_prime(self._clamped(t)).mul_(self._inside(t))
+        return self.base.c_prime(t.clamp(max=self.cap)).mul_(t <= self.cap)

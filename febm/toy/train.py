@@ -35,7 +35,7 @@ from febm.quadrature import GaussianMixture, standard_normal
 from febm.quadrature import gaussian_energy as energy  # noqa: F401 (imported from here by benchmarks/toy_speed.py)
 from febm.toy.network import FlatMLP, flat_to_state_dict, module_from_flat, state_dict_to_flat
 from febm.toy.settings import TrainSettings
-from febm.toy.tails import RatioCapped, ratio_cap_for, trained_objective
+from febm.toy.tails import RatioCapped, ratio_cap_for
 from febm.toy.updates import ToyUpdates
 
 METHODS = ("febm", "cd", "mle")
@@ -103,19 +103,13 @@ class ToyTrainer(ToyUpdates):
             )
         self.method, self.mixture, self.settings, self.seed = method, mixture, settings, seed
         self.divergence: Divergence = get_divergence(divergence, exp_clamp=settings.exp_clamp)
-        # Both steps use g and c at t clamped into [ratio_floor, ratio_cap] (febm/toy/tails.py): the objective
-        # whose equilibrium is trained; for t* = log p/q inside that range it is the f-divergence's own.
-        self.train_divergence = trained_objective(
-            self.divergence, settings.conjugate_cap, settings.conjugate_floor
+        # Both steps use g and c at min(t, ratio_cap) (febm/toy/tails.py): the objective whose equilibrium is
+        # trained; for t* = log p/q below the cap it is the f-divergence's own.
+        cap = (
+            None if settings.conjugate_cap is None else ratio_cap_for(self.divergence, settings.conjugate_cap)
         )
-        capped = isinstance(self.train_divergence, RatioCapped)
-        self.ratio_cap = self.train_divergence.cap if capped else None
-        self.ratio_floor = self.train_divergence.floor if capped else None
-        # The cap starts low (stable while H is still poor in q's tails) and rises to ratio_cap (unbiased).
-        start_cap = None
-        if self.ratio_cap is not None and settings.conjugate_cap_start is not None:
-            start_cap = ratio_cap_for(self.divergence, min(settings.conjugate_cap_start, settings.conjugate_cap))
-        self.ratio_cap_start = start_cap
+        self.ratio_cap = cap
+        self.train_divergence = self.divergence if cap is None else RatioCapped(self.divergence, cap)
         self.iterations = settings.iterations if iterations is None else iterations
         self.generator = torch.Generator().manual_seed(seed)
         mu0, sigma0 = (settings.init_mu, settings.init_sigma) if init is None else init
@@ -178,21 +172,10 @@ class ToyTrainer(ToyUpdates):
         )
         return self.chains.clone()
 
-    def cap_at(self, step: int) -> float | None:
-        """The log-ratio cap at ``step``: ratio_cap_start until cap_rise[0] of the iterations, then linear in t
-        up to ratio_cap at cap_rise[1] (c grows exponentially in t, so the conjugate cap grows geometrically)."""
-        if self.ratio_cap_start is None:
-            return self.ratio_cap
-        rise_start, rise_end = (fraction * self.iterations for fraction in self.settings.cap_rise)
-        progress = min(1.0, max(0.0, (step - rise_start) / max(rise_end - rise_start, 1.0)))
-        return self.ratio_cap_start + progress * (self.ratio_cap - self.ratio_cap_start)
-
     # ---- one iteration ----------------------------------------------------------------------------
     def train_step(self) -> None:
         step = self.step
         settings = self.settings
-        if self.ratio_cap_start is not None:
-            self.train_divergence.cap = self.cap_at(step)
         schedule = (step, self.iterations, settings.decay_start, settings.final_lr_fraction)
         # H alone is trained for the first h_warmup_iterations: E's first updates need a sensible H.
         delay = settings.h_warmup_iterations if self.uses_h else 0
